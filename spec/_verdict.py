@@ -1,0 +1,308 @@
+r"""Verdicts, results and the exact comparison every predicate shares.
+
+A predicate in :mod:`spec` never raises to report that a statement fails: it
+returns a :data:`Verdict`, one of
+
+* :class:`Holds`: the claimed quantity agrees with the statement, with the
+  worst error measured in units of the allowed bound;
+* :class:`Violated`: the worst disagreement, where it is (layer, parameter,
+  index, example), the expected and the returned value and the bound;
+* :class:`NotApplicable`: a hypothesis of the statement fails at this point
+  (for example a ReLU evaluated exactly at its kink), so nothing is judged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import mpmath
+import numpy as np
+import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
+
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+"""A float64 array as a backend returns it."""
+
+ExactArray: TypeAlias = npt.NDArray[np.object_]
+"""An array of :class:`mpmath.mpf` values, exact to the working precision."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a network a compared number lives.
+
+    Attributes
+    ----------
+    quantity
+        What was compared: ``"loss"``, ``"weight_gradient"``,
+        ``"bias_gradient"``, ``"input_jacobian"``, ...
+    layer_index
+        1-based layer :math:`\\ell` of the paper, or ``None`` when the quantity
+        belongs to no single layer (the loss).
+    index
+        The entry within that quantity, in the array's own shape.
+    example_index
+        The row of the batch, when the quantity is per example.
+    """
+
+    quantity: str
+    layer_index: int | None = None
+    index: tuple[int, ...] = ()
+    example_index: int | None = None
+
+    def describe(self) -> str:
+        """Return a short human description, e.g. ``weight_gradient W_2[0, 1]``."""
+        parts = [self.quantity]
+        if self.layer_index is not None:
+            symbol = {"weight_gradient": "W", "bias_gradient": "b"}.get(
+                self.quantity, "layer "
+            )
+            parts.append(f"{symbol}{'_' if symbol != 'layer ' else ''}"
+                         f"{self.layer_index}")
+        if self.index:
+            parts[-1] += "[" + ", ".join(str(i) for i in self.index) + "]"
+        if self.example_index is not None:
+            parts.append(f"(example {self.example_index})")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Holds:
+    """The statement holds at this point.
+
+    Attributes
+    ----------
+    result_id
+        Stable id of the result judged.
+    worst_error_in_bounds
+        Largest ``|claimed - exact| / bound`` over the compared entries; at
+        most 1 by definition of holding.
+    compared
+        How many numbers were compared.
+    """
+
+    result_id: str
+    worst_error_in_bounds: float
+    compared: int
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Violated:
+    """The statement fails at this point.
+
+    Attributes
+    ----------
+    result_id
+        Stable id of the result judged.
+    location
+        The entry with the largest error relative to its bound.
+    expected, actual
+        The exact value (rounded to float for display) and the claimed one.
+    absolute_error, bound
+        ``|actual - expected|`` and the allowed bound at ``location``.
+    worst_error_in_bounds
+        ``absolute_error / bound`` (``inf`` when the bound is zero).
+    violating
+        How many entries exceed their bound, out of ``compared``.
+    """
+
+    result_id: str
+    location: Location
+    expected: float
+    actual: float
+    absolute_error: float
+    bound: float
+    worst_error_in_bounds: float
+    violating: int
+    compared: int
+    detail: str = ""
+
+    def describe(self) -> str:
+        """Return the one-paragraph diagnosis printed in reports."""
+        text = (
+            f"{self.result_id}: {self.location.describe()} expected "
+            f"{self.expected!r}, got {self.actual!r} (|error| = "
+            f"{self.absolute_error:.3e}, allowed {self.bound:.3e}, "
+            f"{_units(self.worst_error_in_bounds)} bounds); "
+            f"{self.violating} of {self.compared} compared entries exceed "
+            "their bound."
+        )
+        return f"{text} {self.detail}".strip()
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """A hypothesis of the statement fails here, so nothing is judged.
+
+    Attributes
+    ----------
+    result_id
+        Stable id of the result.
+    reason
+        Which hypothesis fails and where, in words.
+    convention
+        What the claimed value corresponds to at that point, when it can be
+        recognised (e.g. ``"relu'(0) = 0"``); reported, never failed.
+    """
+
+    result_id: str
+    reason: str
+    convention: str = ""
+
+
+Verdict: TypeAlias = Holds | Violated | NotApplicable
+
+
+def _units(ratio: float) -> str:
+    return "inf" if ratio == float("inf") else f"{ratio:.3g}"
+
+
+@dataclass(frozen=True)
+class Result:
+    r"""One definition, lemma or theorem of the paper as an executable object.
+
+    Attributes
+    ----------
+    id
+        Stable identifier, used in reports, expected-failure files and
+        command lines; never reused for another statement.
+    kind
+        ``"definition"``, ``"lemma"`` or ``"theorem"``.
+    title
+        A few words.
+    statement
+        The statement in LaTeX, without surrounding ``$``.
+    hypotheses
+        What must be true for the statement to apply, one sentence each.
+    predicate
+        The executable check; its own docstring gives its signature.
+    paper_section
+        Which numbered item of the paper's summary it restates.
+    """
+
+    id: str
+    kind: str
+    title: str
+    statement: str
+    hypotheses: tuple[str, ...]
+    predicate: Callable[..., Verdict]
+    paper_section: str
+    conventions: tuple[str, ...] = field(default=())
+
+
+def to_exact(values: npt.ArrayLike) -> ExactArray:
+    """Convert a float (or nested list of floats) array to exact ``mpf`` values.
+
+    Every binary64 number is a dyadic rational, so the conversion is exact.
+
+    >>> to_exact([0.5, 2.0]).tolist()
+    [mpf('0.5'), mpf('2.0')]
+    """
+    array = np.asarray(values, dtype=np.float64)
+    flat = [mpmath.mpf(float(v)) for v in array.ravel()]
+    return np.array(flat, dtype=object).reshape(array.shape)
+
+
+def to_float(values: ExactArray) -> FloatArray:
+    """Round exact values to the nearest float64 (ties to even)."""
+    flat = [float(v) for v in np.asarray(values, dtype=object).ravel()]
+    return np.array(flat, dtype=np.float64).reshape(np.shape(values))
+
+
+def compare(
+    result_id: str,
+    *,
+    claimed: npt.ArrayLike,
+    exact: ExactArray,
+    bound: npt.ArrayLike,
+    quantity: str,
+    layer_index: int | None = None,
+    example_index: int | None = None,
+    detail: str = "",
+) -> Holds | Violated:
+    r"""Judge ``claimed`` against ``exact`` entry by entry.
+
+    The claimed entry :math:`\hat v_i` holds when
+    :math:`|\hat v_i - v_i| \le \beta_i`, with :math:`v_i` exact and
+    :math:`\beta_i` the bound. A non-finite claimed value never holds. The
+    error is measured exactly: :math:`\hat v_i` is converted without rounding
+    and subtracted in the working precision.
+
+    Parameters
+    ----------
+    claimed
+        Values returned by the implementation judged, any shape.
+    exact
+        The same shape, ``mpf`` entries.
+    bound
+        Non-negative allowed absolute errors, broadcastable to that shape.
+    """
+    claimed_array = np.asarray(claimed, dtype=np.float64)
+    bound_array = np.broadcast_to(np.asarray(bound, dtype=np.float64),
+                                  claimed_array.shape)
+    errors = np.empty(claimed_array.shape, dtype=np.float64)
+    for index in np.ndindex(claimed_array.shape):
+        value = float(claimed_array[index])
+        if not np.isfinite(value):
+            errors[index] = float("inf")
+        else:
+            errors[index] = float(abs(mpmath.mpf(value) - exact[index]))
+
+    ratios = _ratios(errors, bound_array)
+    worst = np.unravel_index(int(np.argmax(ratios)), ratios.shape) if \
+        ratios.size else ()
+    worst_ratio = float(ratios[worst]) if ratios.size else 0.0
+    violating = int(np.count_nonzero(ratios > 1.0))
+    if violating == 0:
+        return Holds(result_id, worst_ratio, int(ratios.size), detail)
+
+    index = tuple(int(i) for i in worst)
+    return Violated(
+        result_id=result_id,
+        location=Location(quantity, layer_index, index, example_index),
+        expected=float(exact[index]),
+        actual=float(claimed_array[index]),
+        absolute_error=float(errors[index]),
+        bound=float(bound_array[index]),
+        worst_error_in_bounds=worst_ratio,
+        violating=violating,
+        compared=int(ratios.size),
+        detail=detail,
+    )
+
+
+def _ratios(errors: FloatArray, bounds: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(errors == 0.0, 0.0, errors / bounds)
+    return np.where(np.isnan(ratios), np.inf, ratios).astype(np.float64)
+
+
+def worst_of(verdicts: Sequence[Verdict]) -> Verdict:
+    """Combine verdicts on parts of one quantity into one.
+
+    A violation wins over everything (the one with the largest error in
+    bounds); otherwise a non-applicable part makes the whole non-applicable;
+    otherwise the worst ``Holds``.
+    """
+    violated = [v for v in verdicts if isinstance(v, Violated)]
+    if violated:
+        return max(violated, key=lambda v: v.worst_error_in_bounds)
+    skipped = [v for v in verdicts if isinstance(v, NotApplicable)]
+    if skipped:
+        return skipped[0]
+    held = [v for v in verdicts if isinstance(v, Holds)]
+    if not held:
+        raise ValueError("worst_of() needs at least one verdict")
+    worst = max(held, key=lambda v: v.worst_error_in_bounds)
+    return Holds(worst.result_id, worst.worst_error_in_bounds,
+                 sum(v.compared for v in held), worst.detail)
+
+
+def exact_dot(row: Sequence[Any], column: Sequence[Any]) -> Any:
+    """Exact-precision dot product of two sequences of ``mpf`` (``fdot``)."""
+    return mpmath.fdot(row, column)
