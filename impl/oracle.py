@@ -30,6 +30,7 @@ from spec import (
 from spec.backprop import gradients_by_backprop
 from spec.conventions import ExactForward, forward_exact, sigma_prime
 from spec.errors import UsageError
+from spec.loss_gradient import loss_gradient
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class ExactExample:
     deltas: list[ExactArray]
     weight_gradients: list[ExactArray]
     bias_gradients: list[ExactArray]
+    upstream: list[ExactArray]
+    """``upstream[l - 1]`` is the exact gradient of the loss in ``a_l``."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,10 @@ class MpmathBackend:
         y_exact = to_exact(y)
         forward = forward_exact(network, W, b, to_exact(x), y_exact)
         weight_gradients, deltas = gradients_by_backprop(network, W, forward, y_exact)
-        return ExactExample(forward, deltas, weight_gradients, list(deltas))
+        upstream = [loss_gradient(network.loss, list(forward.a[-1]), list(y_exact))]
+        for ell in range(network.depth, 1, -1):
+            upstream.insert(0, W[ell - 1].T.dot(deltas[ell - 1]))
+        return ExactExample(forward, deltas, weight_gradients, list(deltas), upstream)
 
     def loss_and_gradients(self, network: Network, parameters: Parameters,
                            inputs: FloatArray, targets: FloatArray) -> \

@@ -1,0 +1,623 @@
+"""One check per result of :data:`spec.RESULTS`: how a backend is probed.
+
+A check draws cases from a strategy, asks the backend under test for the
+quantity the result is about, computes what the statement says it must be
+with the mpmath oracle, bounds the admissible float error with
+:mod:`conformance._bounds`, and hands all of it to the result's predicate.
+
+Checks isolate what they judge: the loss-gradient and layer lemmas are
+probed on networks of one layer and one example, where nothing else can go
+wrong; the theorems on deep networks; the batch mean on batches. A mistake
+shows first at the earliest result, in registry order, that it violates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import mpmath
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance._bounds import BoundCalculator
+from conformance.strategies import Case, cases, networks, single_layer_cases
+from impl import Backend, Capability, MpmathBackend
+from impl._counting import OperationCounter
+from spec import (
+    Activation,
+    FloatArray,
+    Loss,
+    LossAndGradients,
+    Network,
+    NotApplicable,
+    Parameters,
+    Verdict,
+    to_exact,
+    to_float,
+    vec,
+)
+from spec import backprop as backprop_spec
+from spec import chain_rule, gradient_product, jacobian, layer_jacobians
+from spec import cost as cost_spec
+from spec import loss_gradient as loss_spec
+from spec import total_derivative as total_derivative_spec
+from spec.conventions import forward_exact
+from spec._verdict import worst_of
+
+logger = logging.getLogger(__name__)
+
+PROBED_ENTRIES = 3
+"""Jacobian entries judged per example by the partial-derivative check; each
+costs a high-precision numerical derivative, so a few per example, drawn
+afresh each time, cover every entry over a run."""
+
+
+@dataclass(frozen=True)
+class BackendError:
+    """The backend failed to answer: it raised, or answered malformed.
+
+    Attributes
+    ----------
+    result_id
+        The check that was running.
+    message
+        What was expected, what came back, and what to try.
+    """
+
+    result_id: str
+    message: str
+
+
+Outcome = Verdict | BackendError
+
+
+class BackendMisbehaved(Exception):
+    """Raised inside a check when the backend's answer cannot be judged."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """How one result is judged on one backend.
+
+    Attributes
+    ----------
+    result_id
+        The :class:`spec.Result` judged.
+    strategy
+        Cases to draw.
+    judge
+        ``judge(backend, oracle, case) -> Verdict``.
+    needs
+        Capabilities without which the check is not applicable.
+    """
+
+    result_id: str
+    strategy: st.SearchStrategy[Case]
+    judge: Callable[[Backend, MpmathBackend, Case], Verdict]
+    needs: frozenset[Capability] = frozenset()
+
+
+# 1. Calling the backend, defensively.
+
+def call_backend(backend: Backend, case: Case, result_id: str) -> LossAndGradients:
+    """Ask ``backend`` for the loss and gradients of ``case``; validate the answer.
+
+    The backend receives copies, and the copies are compared with the
+    originals afterwards, so a backend that writes into its inputs is caught.
+
+    Raises
+    ------
+    BackendMisbehaved
+        It raised, changed its inputs, or returned the wrong type, shape,
+        dtype or a non-finite loss.
+    """
+    parameters = case.parameters.copy()
+    inputs, targets = case.inputs.copy(), case.targets.copy()
+    try:
+        answer = backend.loss_and_gradients(case.network, parameters, inputs, targets)
+    except Exception as error:
+        raise BackendMisbehaved(
+            f"{result_id}: backend {backend.name!r} raised {type(error).__name__}: "
+            f"{error} on {case.describe()}") from error
+    _check_unchanged(case, parameters, inputs, targets, backend.name, result_id)
+    return _validated(answer, case, backend.name, result_id)
+
+
+def _check_unchanged(case: Case, parameters: Parameters, inputs: FloatArray,
+                     targets: FloatArray, name: str, result_id: str) -> None:
+    pairs = ([("inputs", case.inputs, inputs), ("targets", case.targets, targets)]
+             + [(f"W_{i}", a, b) for i, (a, b) in
+                enumerate(zip(case.parameters.weights, parameters.weights), 1)]
+             + [(f"b_{i}", a, b) for i, (a, b) in
+                enumerate(zip(case.parameters.biases, parameters.biases), 1)])
+    for label, original, passed in pairs:
+        if not np.array_equal(original, passed):
+            raise BackendMisbehaved(
+                f"{result_id}: backend {name!r} modified its argument {label} in "
+                "place; a backend must treat its inputs as read-only (copy first)")
+
+
+def _validated(answer: object, case: Case, name: str, result_id: str) -> \
+        LossAndGradients:
+    if not isinstance(answer, LossAndGradients):
+        raise BackendMisbehaved(
+            f"{result_id}: backend {name!r} returned {type(answer).__name__}, "
+            "expected spec.LossAndGradients")
+    loss = _float_loss(answer.loss, name, result_id)
+    weights = _arrays(answer.gradients.weights, case, "weight", name, result_id)
+    biases = _arrays(answer.gradients.biases, case, "bias", name, result_id)
+    return LossAndGradients(loss, Parameters(weights, biases))
+
+
+def _float_loss(loss: object, name: str, result_id: str) -> float:
+    try:
+        value = float(loss)  # type: ignore[arg-type]  # any number-like is fine
+    except (TypeError, ValueError) as error:
+        raise BackendMisbehaved(
+            f"{result_id}: backend {name!r} returned a loss of type "
+            f"{type(loss).__name__}, expected a float") from error
+    if not np.isfinite(value):
+        raise BackendMisbehaved(
+            f"{result_id}: backend {name!r} returned loss {value}, expected a "
+            "finite number (the exact loss is finite)")
+    return value
+
+
+def _arrays(values: object, case: Case, kind: str, name: str, result_id: str) -> \
+        tuple[FloatArray, ...]:
+    network = case.network
+    shapes = [network.weight_shape(ell) if kind == "weight" else (network.widths[ell],)
+              for ell in range(1, network.depth + 1)]
+    items = list(values) if isinstance(values, (list, tuple)) else None
+    if items is None or len(items) != len(shapes):
+        raise BackendMisbehaved(
+            f"{result_id}: backend {name!r} returned {kind} gradients as "
+            f"{type(values).__name__} of length "
+            f"{len(items) if items is not None else '?'}; expected a sequence of "
+            f"{len(shapes)} arrays, one per layer")
+    result = []
+    for ell, (item, shape) in enumerate(zip(items, shapes), start=1):
+        array = np.asarray(item)
+        if array.shape != shape:
+            raise BackendMisbehaved(
+                f"{result_id}: backend {name!r} returned a {kind} gradient of shape "
+                f"{array.shape} for layer {ell}, expected {shape} (the shape of the "
+                f"parameter) on {case.describe()}")
+        if array.dtype != np.float64:
+            raise BackendMisbehaved(
+                f"{result_id}: backend {name!r} returned a {kind} gradient of dtype "
+                f"{array.dtype} for layer {ell}, expected float64")
+        result.append(array)
+    return tuple(result)
+
+
+def _float_array(value: object, shape: tuple[int, ...], what: str, name: str,
+                 result_id: str) -> FloatArray:
+    array = np.asarray(value)
+    if array.shape != shape or array.dtype != np.float64:
+        raise BackendMisbehaved(
+            f"{result_id}: backend {name!r} returned {what} of shape {array.shape} "
+            f"and dtype {array.dtype}, expected shape {shape} and float64")
+    return array
+
+
+# 2. Points where a hypothesis fails.
+
+def kink_reason(case: Case, oracle: MpmathBackend, bounds: BoundCalculator | None
+                = None) -> str | None:
+    """Why ``case`` cannot be judged, if a kinked unit sits on or near its kink.
+
+    On the kink the derivative does not exist; within the error bound of
+    :math:`z` a float computation may land on either side, so its derivative
+    is not determined by the exact point either.
+    """
+    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
+    calculator = bounds or BoundCalculator(case.network, case.parameters)
+    for k, (example, y) in enumerate(zip(exact.examples, case.targets)):
+        e_z = calculator.example(example, y).z
+        for ell, activation in enumerate(case.network.activations, start=1):
+            if not activation.has_kink:
+                continue
+            z = example.forward.z[ell - 1]
+            for unit, value in enumerate(z):
+                if value == 0:
+                    return (f"{activation.value} is not differentiable at z = 0: "
+                            f"layer {ell} unit {unit} of example {k} has z = 0")
+                if abs(float(value)) <= e_z[ell - 1][unit]:
+                    return (f"layer {ell} unit {unit} of example {k} has "
+                            f"z = {float(value):.3g}, within its rounding bound "
+                            f"{e_z[ell - 1][unit]:.3g} of the {activation.value} "
+                            "kink, so float arithmetic may take either side")
+    return None
+
+
+def _kink_convention(result_id: str, reason: str, backend: Backend,
+                     oracle: MpmathBackend, case: Case) -> NotApplicable:
+    """Not applicable, naming the one-sided derivative the backend used, if any.
+
+    The backend's bias gradients are compared, within the usual error
+    bound, with the exact ones computed with the left and then the right
+    derivative at every kink.
+    """
+    answer = call_backend(backend, case, result_id)
+    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
+    bounds = BoundCalculator(case.network, case.parameters).batch(exact, case.targets)
+    kinked = [a for a in case.network.activations if a.has_kink]
+    for side in ("left", "right"):
+        one_sided = _one_sided_gradients(case, side)
+        if all(np.all(np.abs(claimed - expected) <= bound) for claimed, expected, bound
+               in zip(answer.gradients.biases, one_sided, bounds.bias_gradients)):
+            slope = layer_jacobians.activation_slope(kinked[0], side)
+            convention = f"{kinked[0].value}'(0) = {slope} ({side} derivative)"
+            return NotApplicable(result_id, reason, convention)
+    return NotApplicable(result_id, reason)
+
+
+def _one_sided_gradients(case: Case, side: str) -> list[FloatArray]:
+    """Exact bias gradients with sigma'(0) taken as the ``side`` derivative."""
+    from spec.conventions import sigma_prime
+
+    network = case.network
+    W = [to_exact(w) for w in case.parameters.weights]
+    b = [to_exact(v) for v in case.parameters.biases]
+    totals: list[object] = [0] * network.depth
+    with mpmath.workdps(30):
+        for x, y in zip(case.inputs, case.targets):
+            forward = forward_exact(network, W, b, to_exact(x), to_exact(y))
+            g = loss_spec.loss_gradient(network.loss, list(forward.a[-1]),
+                                        list(to_exact(y)))
+            for ell in range(network.depth, 0, -1):
+                D = [sigma_prime(network.activations[ell - 1], v, at_kink=side)
+                     for v in forward.z[ell - 1]]
+                delta = np.array(D, dtype=object) * g
+                totals[ell - 1] = totals[ell - 1] + delta
+                g = W[ell - 1].T.dot(delta)
+    return [to_float(np.asarray(t, dtype=object) / case.batch_size) for t in totals]
+
+
+# 3. The checks, in registry order.
+
+def judge_total_derivative(backend: Backend, oracle: MpmathBackend,
+                           case: Case) -> Verdict:
+    """The returned gradient is the derivative of the exact loss (Taylor test)."""
+    result_id = total_derivative_spec.RESULT_ID
+    reason = kink_reason(case, oracle)
+    if reason:
+        return NotApplicable(result_id, reason)
+    answer = call_backend(backend, case, result_id)
+    theta = _flatten(case.parameters)
+    g = _flatten(answer.gradients)
+    h = np.random.default_rng(case.probe_seed).standard_normal(theta.size)
+
+    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
+    bounds = BoundCalculator(case.network, case.parameters).batch(exact, case.targets)
+    bound_g = _flatten(Parameters(tuple(bounds.weight_gradients),
+                                  tuple(bounds.bias_gradients)))
+    allowed = float(np.abs(h) @ bound_g)
+
+    def loss_of(flat: object) -> object:
+        return np.array([_exact_batch_loss(case, np.asarray(flat, dtype=object))],
+                        dtype=object)
+
+    return total_derivative_spec.check_total_derivative(
+        loss_of, theta, g[None, :], h, bound=[allowed], quantity="loss_gradient")
+
+
+def _flatten(parameters: Parameters) -> FloatArray:
+    """All parameters as one vector: vec W_1, b_1, vec W_2, b_2, ..."""
+    parts: list[FloatArray] = []
+    for W, b in zip(parameters.weights, parameters.biases):
+        parts += [np.asarray(vec(W), dtype=np.float64), np.asarray(b)]
+    return np.concatenate(parts)
+
+
+def _unflatten_exact(network: Network, flat: np.ndarray) -> tuple[list[object],
+                                                                  list[object]]:
+    weights, biases, start = [], [], 0
+    for ell in range(1, network.depth + 1):
+        m, n = network.weight_shape(ell)
+        weights.append(flat[start:start + m * n].reshape((m, n), order="F"))
+        start += m * n
+        biases.append(flat[start:start + m])
+        start += m
+    return weights, biases
+
+
+def _exact_batch_loss(case: Case, flat: np.ndarray) -> object:
+    weights, biases = _unflatten_exact(case.network, flat)
+    losses = [forward_exact(case.network, weights, biases, to_exact(x),  # type: ignore[arg-type]  # object arrays of mpf
+                            to_exact(y)).loss
+              for x, y in zip(case.inputs, case.targets)]
+    return mpmath.fsum(losses) / len(losses)
+
+
+def judge_jacobian(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
+    """Entries of the loss gradient (and of declared Jacobians) are partials."""
+    result_id = jacobian.RESULT_ID
+    reason = kink_reason(case, oracle)
+    if reason:
+        return NotApplicable(result_id, reason)
+    answer = call_backend(backend, case, result_id)
+    rng = np.random.default_rng(case.probe_seed)
+    theta = _flatten(case.parameters)
+    g = _flatten(answer.gradients)
+    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
+    calculator = BoundCalculator(case.network, case.parameters)
+    bounds = calculator.batch(exact, case.targets)
+    bound_g = _flatten(Parameters(tuple(bounds.weight_gradients),
+                                  tuple(bounds.bias_gradients)))
+    picks = sorted({int(i) for i in rng.integers(0, theta.size, PROBED_ENTRIES)})
+
+    def loss_of(flat: object) -> object:
+        return np.array([_exact_batch_loss(case, np.asarray(flat, dtype=object))],
+                        dtype=object)
+
+    with mpmath.workdps(oracle.digits):
+        verdict = jacobian.check_jacobian_entries(
+            loss_of, theta, g[None, :], [(0, j) for j in picks],
+            bound=bound_g[picks], quantity="loss_gradient")
+    verdict = _name_parameter(verdict, case.network)
+    verdicts = [verdict]
+    if Capability.INPUT_JACOBIAN in backend.capabilities:
+        verdicts.append(_judge_input_jacobian_entries(backend, oracle, case,
+                                                      calculator, exact, rng))
+    return worst_of(verdicts)
+
+
+def _name_parameter(verdict: Verdict, network: Network) -> Verdict:
+    """Turn a flat gradient index into the layer, parameter and entry."""
+    from spec import Violated
+
+    if not isinstance(verdict, Violated):
+        return verdict
+    flat_index = verdict.location.index[-1]
+    start = 0
+    for ell in range(1, network.depth + 1):
+        m, n = network.weight_shape(ell)
+        if flat_index < start + m * n:
+            offset = flat_index - start
+            location = replace(verdict.location, quantity="weight_gradient",
+                               layer_index=ell, index=(offset % m, offset // m))
+            return replace(verdict, location=location)
+        start += m * n
+        if flat_index < start + m:
+            location = replace(verdict.location, quantity="bias_gradient",
+                               layer_index=ell, index=(flat_index - start,))
+            return replace(verdict, location=location)
+        start += m
+    return verdict
+
+
+def _judge_input_jacobian_entries(backend: Backend, oracle: MpmathBackend,
+                                  case: Case, calculator: BoundCalculator,
+                                  exact: object, rng: np.random.Generator) -> Verdict:
+    result_id = jacobian.RESULT_ID
+    network = case.network
+    x = case.inputs[0]
+    claimed = _input_jacobian(backend, case, result_id)
+    bound = calculator.input_jacobian(exact.examples[0])  # type: ignore[attr-defined]  # ExactBatch
+    W = [to_exact(w) for w in case.parameters.weights]
+    b = [to_exact(v) for v in case.parameters.biases]
+    zeros = to_exact(np.zeros(network.widths[-1]))
+
+    def network_map(v: object) -> object:
+        return forward_exact(network, W, b, np.asarray(v, dtype=object), zeros).a[-1]
+
+    entries = sorted({(int(rng.integers(0, network.widths[-1])),
+                       int(rng.integers(0, network.widths[0])))
+                      for _ in range(PROBED_ENTRIES)})
+    with mpmath.workdps(oracle.digits):
+        return jacobian.check_jacobian_entries(
+            network_map, x, claimed, entries,
+            bound=[bound[i, j] for i, j in entries], quantity="input_jacobian")
+
+
+def _input_jacobian(backend: Backend, case: Case, result_id: str) -> FloatArray:
+    network = case.network
+    try:
+        claimed = backend.input_jacobian(  # type: ignore[attr-defined]  # declared capability
+            network, case.parameters.copy(), case.inputs[0].copy())
+    except Exception as error:
+        raise BackendMisbehaved(
+            f"{result_id}: backend {backend.name!r} declares input_jacobian but it "
+            f"raised {type(error).__name__}: {error}") from error
+    return _float_array(claimed, (network.widths[-1], network.widths[0]),
+                        "an input Jacobian", backend.name, result_id)
+
+
+def judge_chain_rule(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
+    """The backend's Jacobian of the network map is the product of layer Jacobians."""
+    result_id = chain_rule.RESULT_ID
+    reason = kink_reason(case, oracle)
+    if reason:
+        return NotApplicable(result_id, reason)
+    claimed = _input_jacobian(backend, case, result_id)
+    exact = oracle.exact(case.network, case.parameters, case.inputs[:1],
+                         case.targets[:1])
+    forward = exact.examples[0].forward
+    factors = []
+    with mpmath.workdps(oracle.digits):
+        for ell, activation in enumerate(case.network.activations, start=1):
+            D = layer_jacobians.activation_jacobian(activation, list(forward.z[ell - 1]))
+            factors.append(D.dot(to_exact(case.parameters.weights[ell - 1])))
+    bound = BoundCalculator(case.network, case.parameters).input_jacobian(
+        exact.examples[0])
+    return chain_rule.check_chain_rule(factors, claimed, bound=bound,
+                                       quantity="input_jacobian")
+
+
+def _single_example_bounds(case: Case, oracle: MpmathBackend) -> tuple[object, object]:
+    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
+    bounds = BoundCalculator(case.network, case.parameters).batch(exact, case.targets)
+    return exact, bounds
+
+
+def judge_affine_layer(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
+    """One identity layer, squared error: gradients through J_W and J_b."""
+    answer = call_backend(backend, case, layer_jacobians.AFFINE_ID)
+    exact, bounds = _single_example_bounds(case, oracle)
+    upstream = exact.examples[0].deltas[0]  # type: ignore[attr-defined]  # ExactBatch
+    return layer_jacobians.check_affine_layer(
+        case.parameters.weights[0], case.inputs[0], upstream,
+        answer.gradients.weights[0], answer.gradients.biases[0],
+        weight_bound=bounds.weight_gradients[0],  # type: ignore[attr-defined]  # BatchBounds
+        bias_bound=bounds.bias_gradients[0])  # type: ignore[attr-defined]  # BatchBounds
+
+
+def judge_activation_layer(backend: Backend, oracle: MpmathBackend,
+                           case: Case) -> Verdict:
+    """One layer with an activation, squared error: the bias gradient is diag(sigma') (a - y)."""
+    result_id = layer_jacobians.ACTIVATION_ID
+    reason = kink_reason(case, oracle)
+    if reason:
+        return _kink_convention(result_id, reason, backend, oracle, case)
+    answer = call_backend(backend, case, result_id)
+    exact, bounds = _single_example_bounds(case, oracle)
+    example = exact.examples[0]  # type: ignore[attr-defined]  # ExactBatch
+    return layer_jacobians.check_activation_layer(
+        case.network.activations[0], example.forward.z[0], example.upstream[0],
+        answer.gradients.biases[0], bound=bounds.bias_gradients[0])  # type: ignore[attr-defined]  # BatchBounds
+
+
+def judge_softmax_layer(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
+    """One identity layer, cross-entropy: the bias gradient is J_softmax^T (-y / p)."""
+    answer = call_backend(backend, case, layer_jacobians.SOFTMAX_ID)
+    exact, bounds = _single_example_bounds(case, oracle)
+    example = exact.examples[0]  # type: ignore[attr-defined]  # ExactBatch
+    with mpmath.workdps(oracle.digits):
+        logits = example.forward.z[0]
+        p = loss_spec.softmax(list(logits))
+        upstream = np.array([-yi / pi for yi, pi in zip(to_exact(case.targets[0]), p)],
+                            dtype=object)
+        return layer_jacobians.check_softmax_layer(
+            logits, upstream, answer.gradients.biases[0],
+            bound=bounds.bias_gradients[0])  # type: ignore[attr-defined]  # BatchBounds
+
+
+def _judge_loss(loss: Loss) -> Callable[[Backend, MpmathBackend, Case], Verdict]:
+    def judge(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
+        """One identity layer: the bias gradient is the loss gradient at a = W x + b."""
+        result_id = (loss_spec.SQUARED_ERROR_ID if loss is Loss.SQUARED_ERROR
+                     else loss_spec.CROSS_ENTROPY_ID)
+        answer = call_backend(backend, case, result_id)
+        exact, bounds = _single_example_bounds(case, oracle)
+        example = exact.examples[0]  # type: ignore[attr-defined]  # ExactBatch
+        with mpmath.workdps(oracle.digits):
+            return loss_spec.check_loss_gradient(
+                loss, example.forward.a[-1], to_exact(case.targets[0]),
+                answer.gradients.biases[0], bound=bounds.bias_gradients[0])  # type: ignore[attr-defined]  # BatchBounds
+    return judge
+
+
+def _judge_per_layer(
+    predicate: Callable[..., Verdict], result_id: str
+) -> Callable[[Backend, MpmathBackend, Case], Verdict]:
+    def judge(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
+        """One example through a deep network: every layer's W and b gradients."""
+        reason = kink_reason(case, oracle)
+        if reason:
+            return NotApplicable(result_id, reason)
+        answer = call_backend(backend, case, result_id)
+        _, bounds = _single_example_bounds(case, oracle)
+        with mpmath.workdps(oracle.digits):
+            return predicate(
+                case.network, case.parameters.weights, case.parameters.biases,
+                case.inputs[0], case.targets[0], answer.gradients.weights,
+                answer.gradients.biases,
+                weight_bounds=bounds.weight_gradients,  # type: ignore[attr-defined]  # BatchBounds
+                bias_bounds=bounds.bias_gradients)  # type: ignore[attr-defined]  # BatchBounds
+    return judge
+
+
+def judge_batch_mean(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
+    """A batch: loss and gradients are the means of the example ones."""
+    result_id = backprop_spec.BATCH_ID
+    reason = kink_reason(case, oracle)
+    if reason:
+        return NotApplicable(result_id, reason)
+    answer = call_backend(backend, case, result_id)
+    exact, bounds = _single_example_bounds(case, oracle)
+    examples = exact.examples  # type: ignore[attr-defined]  # ExactBatch
+    with mpmath.workdps(oracle.digits):
+        return backprop_spec.check_batch_mean(
+            [e.forward.loss for e in examples],
+            [e.weight_gradients for e in examples],
+            [e.bias_gradients for e in examples],
+            answer.loss, answer.gradients.weights, answer.gradients.biases,
+            loss_bound=bounds.loss,  # type: ignore[attr-defined]  # BatchBounds
+            weight_bounds=bounds.weight_gradients,  # type: ignore[attr-defined]  # BatchBounds
+            bias_bounds=bounds.bias_gradients)  # type: ignore[attr-defined]  # BatchBounds
+
+
+COST_DEPTHS = (1, 2, 4, 8, 16)
+COST_WIDTH = 8
+
+
+def judge_cost(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
+    """Operation counts of the bundled backprop and explicit product, by depth."""
+    from impl.jacobian_product import JacobianProductBackend
+    from impl.reference import ReferenceBackend
+
+    if not isinstance(backend, (ReferenceBackend, JacobianProductBackend)):
+        return NotApplicable(cost_spec.RESULT_ID, "operation counts are known only "
+                             "for the bundled reference and jacobian-product "
+                             "implementations")
+    counts = [_count(depth, case) for depth in COST_DEPTHS]
+    return cost_spec.check_cost(counts)
+
+
+def _count(depth: int, case: Case) -> cost_spec.OperationCounts:
+    from impl.jacobian_product import JacobianProductBackend
+    from impl.reference import ReferenceBackend
+
+    network = Network((COST_WIDTH,) * (depth + 1), (Activation.TANH,) * depth,
+                      Loss.SQUARED_ERROR)
+    rng = np.random.default_rng(case.probe_seed)
+    parameters = Parameters(
+        tuple(rng.standard_normal((COST_WIDTH, COST_WIDTH)) for _ in range(depth)),
+        tuple(rng.standard_normal(COST_WIDTH) for _ in range(depth)))
+    x, y = rng.standard_normal((1, COST_WIDTH)), rng.standard_normal((1, COST_WIDTH))
+    reference = ReferenceBackend(counter=OperationCounter())
+    reference.loss_and_gradients(network, parameters, x, y)
+    product = JacobianProductBackend(counter=OperationCounter())
+    product.loss_and_gradients(network, parameters, x, y)
+    assert reference.counter is not None and product.counter is not None
+    return cost_spec.OperationCounts(depth, COST_WIDTH, reference.counter.forward,
+                                     reference.counter.total, product.counter.total)
+
+
+def all_checks() -> tuple[Check, ...]:
+    """Every check, in the order of :data:`spec.RESULTS`."""
+    per_layer_cases = cases(networks(), min_batch=1, max_batch=1)
+    return (
+        Check(total_derivative_spec.RESULT_ID, cases(max_batch=3),
+              judge_total_derivative),
+        Check(jacobian.RESULT_ID, cases(max_batch=2), judge_jacobian),
+        Check(chain_rule.RESULT_ID, per_layer_cases, judge_chain_rule,
+              frozenset({Capability.INPUT_JACOBIAN})),
+        Check(layer_jacobians.AFFINE_ID,
+              single_layer_cases(loss=Loss.SQUARED_ERROR), judge_affine_layer),
+        Check(layer_jacobians.ACTIVATION_ID,
+              single_layer_cases(loss=Loss.SQUARED_ERROR,
+                                 activations=tuple(Activation)),
+              judge_activation_layer),
+        Check(layer_jacobians.SOFTMAX_ID,
+              single_layer_cases(loss=Loss.SOFTMAX_CROSS_ENTROPY),
+              judge_softmax_layer),
+        Check(loss_spec.SQUARED_ERROR_ID, single_layer_cases(loss=Loss.SQUARED_ERROR),
+              _judge_loss(Loss.SQUARED_ERROR)),
+        Check(loss_spec.CROSS_ENTROPY_ID,
+              single_layer_cases(loss=Loss.SOFTMAX_CROSS_ENTROPY),
+              _judge_loss(Loss.SOFTMAX_CROSS_ENTROPY)),
+        Check(gradient_product.RESULT_ID, per_layer_cases,
+              _judge_per_layer(gradient_product.check_gradient_product,
+                               gradient_product.RESULT_ID)),
+        Check(backprop_spec.DELTA_ID, per_layer_cases,
+              _judge_per_layer(backprop_spec.check_delta_recursion,
+                               backprop_spec.DELTA_ID)),
+        Check(backprop_spec.BATCH_ID, cases(), judge_batch_mean),
+        Check(cost_spec.RESULT_ID, cases(networks(max_depth=1), max_batch=1),
+              judge_cost),
+    )

@@ -1,0 +1,118 @@
+"""``python -m conformance``: judge a backend and print the verdict per result.
+
+Exit status: 0 when the backend conforms, 1 when a result is violated or the
+backend misbehaved, 2 for a usage error or a backend that cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from conformance.report import render_failures, render_table, write_json
+from conformance.runner import DEFAULT_EXAMPLES, DEFAULT_SEED, run_suite
+from impl import load_backend
+from spec import RESULTS
+from spec.errors import BackpropSpecError
+
+EXIT_CONFORMANT = 0
+EXIT_VIOLATED = 1
+EXIT_USAGE = 2
+
+EXAMPLES = """\
+examples:
+  python -m conformance                          judge the bundled reference backend
+  python -m conformance --backend torch          judge PyTorch autograd
+  python -m conformance --backend mymod:backend  judge your own code
+  python -m conformance --examples 200 --seed 7 --report report.json
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"python -m conformance: error: {message}\n"
+                  "try 'python -m conformance --help'\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = _Parser(
+        prog="python -m conformance",
+        description="Judge a backpropagation implementation against the spec, "
+        "result by result, with a high-precision mpmath oracle.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", default="reference",
+                        help="reference, jacobian-product, mpmath, torch, or "
+                        "package.module:attribute (default: reference)")
+    parser.add_argument("--examples", type=_positive, default=DEFAULT_EXAMPLES,
+                        help=f"examples per result (default: {DEFAULT_EXAMPLES})")
+    parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
+                        help=f"Hypothesis seed (default: {DEFAULT_SEED})")
+    parser.add_argument("--report", type=Path, metavar="FILE",
+                        help="also write the report as JSON to FILE")
+    parser.add_argument("--only", action="append", default=[], metavar="RESULT_ID",
+                        choices=[r.id for r in RESULTS],
+                        help="check only this result (repeatable)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log progress (-v) or every example (-vv)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.report is not None and not args.report.parent.exists() and \
+            str(args.report.parent):
+        print(f"python -m conformance: error: --report {args.report}: folder "
+              f"{args.report.parent} does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        backend = load_backend(args.backend)
+    except BackpropSpecError as error:
+        print(f"python -m conformance: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def save(report: object) -> None:
+        if args.report is not None:
+            write_json(report, args.report)  # type: ignore[arg-type]  # SuiteReport
+
+    try:
+        report = run_suite(backend, backend_spec=args.backend, examples=args.examples,
+                           seed=args.seed, only=args.only, on_result=save)
+    except KeyboardInterrupt:
+        print("\ninterrupted; the report file holds every result finished so far "
+              "(marked incomplete)", file=sys.stderr)
+        return 130
+    save(report)
+    print(render_table(report))
+    failures = render_failures(report)
+    if failures:
+        print()
+        print(failures)
+    return EXIT_CONFORMANT if report.conformant else EXIT_VIOLATED

@@ -1,0 +1,163 @@
+"""Turning a :class:`SuiteReport` into the printed table and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from conformance.checks import BackendError
+from conformance.runner import ResultReport, SuiteReport
+from spec import Violated
+
+REPORT_SCHEMA_VERSION = 1
+"""Version of the JSON report layout; raised whenever a field changes meaning."""
+
+VERDICT_WORDS = {
+    "holds": "holds",
+    "violated": "VIOLATED",
+    "error": "BACKEND ERROR",
+    "not-applicable": "not applicable",
+}
+
+
+def render_table(report: SuiteReport) -> str:
+    """The per-result table, one row a result, and a closing line."""
+    header = ("result", "examples", "worst error / bound", "verdict")
+    rows = [(r.result_id, str(r.examples), _worst(r), _verdict(r))
+            for r in report.results]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(4)]
+    lines = [f"backend {report.backend!r}, seed {report.seed}, "
+             f"{report.examples} examples per result", ""]
+    for row in [header, *rows]:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    failed = [r for r in report.results if r.failed]
+    lines.append("")
+    if not failed:
+        lines.append(f"conformant: {len(report.results)} results checked, none "
+                     "violated")
+    else:
+        lines.append(f"NOT conformant: {len(failed)} of {len(report.results)} "
+                     f"results failed; the earliest is {failed[0].result_id}")
+    return "\n".join(lines)
+
+
+def _worst(result: ResultReport) -> str:
+    if result.status == "not-applicable":
+        return "-"
+    if result.counterexample and isinstance(result.counterexample.outcome, Violated):
+        value = result.counterexample.outcome.worst_error_in_bounds
+        return "inf" if value == float("inf") else f"{value:.3g}"
+    return f"{result.worst_error_in_bounds:.3g}"
+
+
+def _verdict(result: ResultReport) -> str:
+    word = VERDICT_WORDS[result.status]
+    notes = []
+    if result.not_applicable and result.status == "holds":
+        notes.append(f"{result.not_applicable} at kinks")
+    notes.extend(sorted(result.conventions))
+    return f"{word} ({'; '.join(notes)})" if notes else word
+
+
+def render_failures(report: SuiteReport) -> str:
+    """For each failed result: the diagnosis, the minimal case, a reproducer."""
+    blocks = []
+    for result in report.results:
+        if not result.failed:
+            continue
+        lines = [f"== {result.result_id}: {result.title} =="]
+        if result.counterexample is None:
+            lines.append(result.message)
+        else:
+            outcome = result.counterexample.outcome
+            lines.append(outcome.message if isinstance(outcome, BackendError)
+                         else outcome.describe())
+            lines.append(f"minimal case: {result.counterexample.case.describe()}")
+            lines.append("reproduce with:")
+            lines.extend("    " + line for line in
+                         result.counterexample.reproducer.splitlines())
+        if result.not_applicable_reason and result.status == "not-applicable":
+            lines.append(result.not_applicable_reason)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def to_json(report: SuiteReport) -> dict[str, Any]:
+    """The report as JSON-ready data (schema version :data:`REPORT_SCHEMA_VERSION`)."""
+    return {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "backend": report.backend,
+        "seed": report.seed,
+        "examples_per_result": report.examples,
+        "complete": report.complete,
+        "conformant": report.conformant,
+        "results": [_result_json(r) for r in report.results],
+    }
+
+
+def _result_json(result: ResultReport) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": result.result_id,
+        "title": result.title,
+        "status": result.status,
+        "examples": result.examples,
+        "judged": result.judged,
+        "not_applicable": result.not_applicable,
+        "worst_error_in_bounds": _finite(result.worst_error_in_bounds),
+        "conventions": sorted(result.conventions),
+        "seconds": round(result.seconds, 3),
+    }
+    if result.message:
+        data["message"] = result.message
+    if result.counterexample is not None:
+        data["counterexample"] = _counterexample_json(result)
+    return data
+
+
+def _counterexample_json(result: ResultReport) -> dict[str, Any]:
+    assert result.counterexample is not None
+    case = result.counterexample.case
+    outcome = result.counterexample.outcome
+    data: dict[str, Any] = {
+        "network": {"widths": list(case.network.widths),
+                    "activations": [a.value for a in case.network.activations],
+                    "loss": case.network.loss.value},
+        "weights": [w.tolist() for w in case.parameters.weights],
+        "biases": [b.tolist() for b in case.parameters.biases],
+        "inputs": case.inputs.tolist(),
+        "targets": case.targets.tolist(),
+        "probe_seed": case.probe_seed,
+        "reproducer": result.counterexample.reproducer,
+    }
+    if isinstance(outcome, BackendError):
+        data["backend_error"] = outcome.message
+    else:
+        data.update({
+            "quantity": outcome.location.quantity,
+            "layer": outcome.location.layer_index,
+            "index": list(outcome.location.index),
+            "expected": outcome.expected,
+            "actual": _finite(outcome.actual),
+            "absolute_error": _finite(outcome.absolute_error),
+            "bound": outcome.bound,
+            "error_in_bounds": _finite(outcome.worst_error_in_bounds),
+            "diagnosis": outcome.describe(),
+        })
+    return data
+
+
+def _finite(value: float) -> float | str:
+    return value if value == value and abs(value) != float("inf") else str(value)
+
+
+def write_json(report: SuiteReport, path: Path) -> None:
+    """Write the report atomically: a crash mid-write leaves the previous file."""
+    text = json.dumps(to_json(report), indent=2)
+    directory = path.parent if str(path.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(text + "\n")
+    os.replace(temporary, path)

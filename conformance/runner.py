@@ -1,0 +1,238 @@
+"""Running the checks with Hypothesis and collecting a per-result report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import hypothesis
+from hypothesis import Phase, Verbosity, given, settings
+from hypothesis.errors import HypothesisException
+
+from conformance.checks import (
+    BackendError,
+    BackendMisbehaved,
+    Check,
+    Outcome,
+    all_checks,
+)
+from conformance.strategies import Case
+from impl import Backend, MpmathBackend
+from spec import Holds, NotApplicable, Violated, get
+from spec.errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXAMPLES = 40
+"""Examples per result in a default run: enough for every strategy branch
+(square layers, width 1, batch 1 and more, each activation and loss, forced
+kinks, saturation) to appear many times, within a minute for the whole run."""
+
+DEFAULT_SEED = 0
+"""A fixed seed: a default run is reproducible, never flaky."""
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """The minimal failing case Hypothesis shrank to, and what failed on it."""
+
+    case: Case
+    outcome: Violated | BackendError
+    reproducer: str
+
+
+@dataclass
+class ResultReport:
+    """What one check found on one backend."""
+
+    result_id: str
+    title: str
+    status: str = "holds"
+    examples: int = 0
+    judged: int = 0
+    not_applicable: int = 0
+    worst_error_in_bounds: float = 0.0
+    conventions: set[str] = field(default_factory=set)
+    not_applicable_reason: str = ""
+    counterexample: Counterexample | None = None
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        """Violated, or the backend misbehaved."""
+        return self.status in ("violated", "error")
+
+
+@dataclass
+class SuiteReport:
+    """Every result's report for one backend."""
+
+    backend: str
+    seed: int
+    examples: int
+    results: list[ResultReport] = field(default_factory=list)
+    complete: bool = False
+
+    @property
+    def conformant(self) -> bool:
+        """No result violated and the backend never misbehaved."""
+        return not any(r.failed for r in self.results)
+
+
+class _Failure(Exception):
+    def __init__(self, outcome: Violated | BackendError, case: Case) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+        self.case = case
+
+
+def judge(result_id: str, backend: Backend, case: Case,
+          oracle: MpmathBackend | None = None) -> Outcome:
+    """Judge ``backend`` on one case for one result; used by reproducers.
+
+    >>> from conformance.strategies import Case
+    >>> import numpy as np
+    >>> from spec import Network, Parameters, Activation, Loss
+    >>> from impl import ReferenceBackend
+    >>> case = Case(Network((1, 1), (Activation.IDENTITY,), Loss.SQUARED_ERROR),
+    ...             Parameters((np.array([[2.0]]),), (np.array([0.5]),)),
+    ...             np.array([[1.0]]), np.array([[0.0]]))
+    >>> judge("loss-gradient.squared-error", ReferenceBackend(), case).compared
+    1
+    """
+    checks = {c.result_id: c for c in all_checks()}
+    if result_id not in checks:
+        raise UsageError(f"result_id={result_id!r} is not a known result; "
+                         f"known: {', '.join(checks)}")
+    return _judge_once(checks[result_id], backend, oracle or MpmathBackend(), case)
+
+
+def _judge_once(check: Check, backend: Backend, oracle: MpmathBackend,
+                case: Case) -> Outcome:
+    missing = check.needs - backend.capabilities
+    if missing:
+        names = ", ".join(sorted(c.value for c in missing))
+        return NotApplicable(check.result_id,
+                             f"the backend does not declare {names}")
+    try:
+        return check.judge(backend, oracle, case)
+    except BackendMisbehaved as error:
+        return BackendError(check.result_id, str(error))
+
+
+def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
+              examples: int, seed: int, backend_spec: str) -> ResultReport:
+    """Run one check for ``examples`` examples; shrink any failure."""
+    report = ResultReport(check.result_id, get(check.result_id).title)
+    started = time.perf_counter()
+    failed_once = False
+
+    @settings(max_examples=examples, database=None, deadline=None,
+              verbosity=Verbosity.quiet, print_blob=False, report_multiple_bugs=False,
+              phases=(Phase.explicit, Phase.generate, Phase.shrink),
+              suppress_health_check=())
+    @hypothesis.seed(seed)
+    @given(check.strategy)
+    def property_test(case: Case) -> None:
+        nonlocal failed_once
+        outcome = _judge_once(check, backend, oracle, case)
+        if not failed_once:
+            _record(report, outcome)
+        if isinstance(outcome, (Violated, BackendError)):
+            failed_once = True
+            raise _Failure(outcome, case)
+
+    try:
+        property_test()
+    except _Failure as failure:
+        report.status = "violated" if isinstance(failure.outcome, Violated) else "error"
+        report.counterexample = Counterexample(
+            failure.case, failure.outcome,
+            reproducer(check.result_id, backend_spec, failure.case))
+    except (HypothesisException, Exception) as error:  # noqa: BLE001 - reported
+        report.status = "error"
+        report.message = (f"{check.result_id}: the run stopped with "
+                          f"{type(error).__name__}: {error}")
+    else:
+        if report.judged == 0:
+            report.status = "not-applicable"
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _record(report: ResultReport, outcome: Outcome) -> None:
+    report.examples += 1
+    if isinstance(outcome, Holds):
+        report.judged += 1
+        report.worst_error_in_bounds = max(report.worst_error_in_bounds,
+                                           outcome.worst_error_in_bounds)
+    elif isinstance(outcome, NotApplicable):
+        report.not_applicable += 1
+        report.not_applicable_reason = report.not_applicable_reason or outcome.reason
+        if outcome.convention:
+            report.conventions.add(outcome.convention)
+    elif isinstance(outcome, Violated):
+        report.worst_error_in_bounds = max(report.worst_error_in_bounds,
+                                           outcome.worst_error_in_bounds)
+
+
+def run_suite(
+    backend: Backend,
+    *,
+    backend_spec: str,
+    examples: int = DEFAULT_EXAMPLES,
+    seed: int = DEFAULT_SEED,
+    only: Sequence[str] = (),
+    oracle: MpmathBackend | None = None,
+    on_result: Callable[[SuiteReport], None] | None = None,
+) -> SuiteReport:
+    """Run every check (or those in ``only``) on ``backend``.
+
+    ``on_result`` is called with the report so far after each result, so a
+    caller can write it incrementally.
+    """
+    chosen = [c for c in all_checks() if not only or c.result_id in only]
+    report = SuiteReport(backend.name, seed, examples)
+    oracle = oracle or MpmathBackend()
+    for check in chosen:
+        logger.info("checking %s on %s", check.result_id, backend.name)
+        report.results.append(run_check(check, backend, oracle, examples=examples,
+                                        seed=seed, backend_spec=backend_spec))
+        if on_result is not None:
+            on_result(report)
+    report.complete = True
+    return report
+
+
+def reproducer(result_id: str, backend_spec: str, case: Case) -> str:
+    """Python that rebuilds ``case`` and judges it again, runnable as is."""
+    network = case.network
+    activations = ", ".join(f"Activation.{a.name}" for a in network.activations)
+    weights = ", ".join(_array(W) for W in case.parameters.weights)
+    biases = ", ".join(_array(b) for b in case.parameters.biases)
+    return "\n".join([
+        "import numpy as np",
+        "from conformance import Case, judge",
+        "from impl import load_backend",
+        "from spec import Activation, Loss, Network, Parameters",
+        "",
+        "case = Case(",
+        f"    network=Network({network.widths!r}, ({activations},), "
+        f"Loss.{network.loss.name}),",
+        f"    parameters=Parameters(weights=({weights},),",
+        f"                          biases=({biases},)),",
+        f"    inputs={_array(case.inputs)},",
+        f"    targets={_array(case.targets)},",
+        f"    probe_seed={case.probe_seed},",
+        ")",
+        f"print(judge({result_id!r}, load_backend({backend_spec!r}), case))",
+    ])
+
+
+def _array(array: object) -> str:
+    import numpy as np
+
+    return f"np.array({np.asarray(array).tolist()!r})"

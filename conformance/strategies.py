@@ -1,0 +1,175 @@
+"""Hypothesis strategies for networks, parameters and batches.
+
+Cases are valid by construction: nothing is filtered. Structure (depth,
+widths, activations, loss, batch size, magnitudes, where kinks are forced) is
+drawn by Hypothesis and shrinks towards the smallest network; the numbers
+themselves come from a NumPy generator seeded by a drawn integer, so a case
+stays small in Hypothesis's buffer however many parameters it has, and
+shrinks to seed 0.
+
+Magnitudes span several orders, and the largest ones drive every saturating
+activation (sigmoid, tanh, softplus, ELU) and softmax into their flat tails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import event, target
+from hypothesis import strategies as st
+
+from spec import Activation, FloatArray, Loss, Network, Parameters
+
+MAX_DEPTH = 6
+MAX_WIDTH = 8
+MAX_BATCH = 8
+WEIGHT_SCALES = (1.0, 0.1, 3.0, 30.0)
+"""Standard deviations of the weights: typical, small, large, saturating."""
+INPUT_SCALES = (1.0, 0.01, 10.0, 100.0)
+"""Standard deviations of inputs and biases."""
+TARGET_KINDS = ("one-hot", "probabilities", "arbitrary")
+"""Targets for softmax cross-entropy: one class, a distribution, or any
+non-negative vector (the lemma does not need them to sum to one)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One judged point: a network, its parameters, a batch and targets.
+
+    Attributes
+    ----------
+    probe_seed
+        Seeds the random direction or entries some checks probe with.
+    """
+
+    network: Network
+    parameters: Parameters
+    inputs: FloatArray
+    targets: FloatArray
+    probe_seed: int = 0
+
+    @property
+    def batch_size(self) -> int:
+        """Rows of the batch."""
+        return int(self.inputs.shape[0])
+
+    def describe(self) -> str:
+        """One line for reports."""
+        return f"network {self.network.describe()}, batch {self.batch_size}"
+
+
+@st.composite
+def networks(
+    draw: st.DrawFn,
+    *,
+    min_depth: int = 1,
+    max_depth: int = MAX_DEPTH,
+    max_width: int = MAX_WIDTH,
+    activations: tuple[Activation, ...] = tuple(Activation),
+    losses: tuple[Loss, ...] = tuple(Loss),
+) -> Network:
+    """Networks of ``min_depth``-``max_depth`` layers, widths 1-``max_width``.
+
+    Half the draws use one width throughout, so every weight matrix is square
+    (a transposed gradient then has the right shape and only its values can
+    expose it).
+    """
+    depth = draw(st.integers(min_depth, max_depth))
+    if draw(st.booleans()):
+        width = draw(st.integers(1, max_width))
+        widths = (width,) * (depth + 1)
+        event("square layers")
+    else:
+        widths = tuple(draw(st.integers(1, max_width)) for _ in range(depth + 1))
+    chosen = tuple(draw(st.sampled_from(activations)) for _ in range(depth))
+    loss = draw(st.sampled_from(losses))
+    _events(widths, chosen, loss)
+    return Network(widths, chosen, loss)
+
+
+def _events(widths: tuple[int, ...], chosen: tuple[Activation, ...],
+            loss: Loss) -> None:
+    event(f"depth {len(widths) - 1}")
+    event(f"loss {loss.value}")
+    if 1 in widths:
+        event("a layer of width 1")
+    for activation in set(chosen):
+        event(f"activation {activation.value}")
+
+
+@st.composite
+def cases(
+    draw: st.DrawFn,
+    network_strategy: st.SearchStrategy[Network] | None = None,
+    *,
+    min_batch: int = 1,
+    max_batch: int = MAX_BATCH,
+) -> Case:
+    """Cases over ``network_strategy`` (default :func:`networks`).
+
+    A third of the draws force kinks: zero inputs and biases make the first
+    layer's pre-activations exactly 0, where ReLU has no derivative.
+    """
+    network = draw(network_strategy if network_strategy is not None else networks())
+    batch = draw(st.integers(min_batch, max_batch))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    weight_scales = [draw(st.sampled_from(WEIGHT_SCALES)) for _ in network.activations]
+    input_scale = draw(st.sampled_from(INPUT_SCALES))
+    kinks = draw(st.integers(0, 2)) == 0
+
+    weights = tuple(rng.standard_normal(network.weight_shape(ell)) * scale
+                    for ell, scale in enumerate(weight_scales, start=1))
+    biases = tuple(rng.standard_normal(n) * input_scale for n in network.widths[1:])
+    inputs = rng.standard_normal((batch, network.widths[0])) * input_scale
+    if kinks:
+        biases = (np.zeros_like(biases[0]),) + biases[1:]
+        inputs[rng.random(inputs.shape) < 0.5] = 0.0
+        event("kinks forced (zero inputs and first-layer biases)")
+    targets = _targets(draw, rng, network, batch, input_scale)
+
+    probe_seed = draw(st.integers(0, 2**16))
+    _record_magnitudes(network, weights, biases, inputs, batch)
+    return Case(network, Parameters(weights, biases), inputs, targets, probe_seed)
+
+
+def _targets(draw: st.DrawFn, rng: np.random.Generator, network: Network,
+             batch: int, scale: float) -> FloatArray:
+    n = network.widths[-1]
+    if network.loss is Loss.SQUARED_ERROR:
+        return rng.standard_normal((batch, n)) * scale
+    kind = draw(st.sampled_from(TARGET_KINDS))
+    event(f"targets {kind}")
+    if kind == "one-hot":
+        return np.eye(n)[rng.integers(0, n, size=batch)]
+    values = rng.random((batch, n))
+    if kind == "probabilities":
+        return values / values.sum(axis=1, keepdims=True)
+    return values * 3.0
+
+
+def _record_magnitudes(network: Network, weights: tuple[FloatArray, ...],
+                       biases: tuple[FloatArray, ...], inputs: FloatArray,
+                       batch: int) -> None:
+    """Events and a target so coverage of hard regions shows in statistics."""
+    event("batch 1" if batch == 1 else "batch > 1")
+    a = inputs
+    largest = 0.0
+    for W, b in zip(weights, biases):
+        z = a @ W.T + b
+        largest = max(largest, float(np.max(np.abs(z))))
+        a = np.tanh(z)
+    if largest > 20.0:
+        event("saturating pre-activations (|z| > 20)")
+    target(min(largest, 1e6), label="largest |pre-activation|")
+
+
+def single_layer_cases(
+    *,
+    loss: Loss | None = None,
+    activations: tuple[Activation, ...] = (Activation.IDENTITY,),
+) -> st.SearchStrategy[Case]:
+    """Cases of one layer and one example: the isolating probes of the lemmas."""
+    losses = (loss,) if loss is not None else tuple(Loss)
+    return cases(networks(min_depth=1, max_depth=1, activations=activations,
+                          losses=losses), min_batch=1, max_batch=1)
