@@ -266,9 +266,12 @@ def example_loss(loss: Loss, a: Sequence[Any], y: Sequence[Any]) -> Any:
     if loss is Loss.SQUARED_ERROR:
         return mpmath.fsum((ai - yi) ** 2 for ai, yi in zip(a, y)) / 2
     if loss is Loss.SOFTMAX_CROSS_ENTROPY:
-        shift = max(a)
-        log_total = shift + mpmath.log(mpmath.fsum(mpmath.exp(v - shift) for v in a))
-        return -mpmath.fsum(yi * (ai - log_total) for ai, yi in zip(a, y))
+        # log sum exp(a) = a_k + log1p(sum_{i != k} exp(a_i - a_k)), k = argmax:
+        # keeps a loss of 1e-40 exact instead of rounding log(1 + 1e-40) to 0.
+        k = max(range(len(a)), key=lambda i: a[i])
+        rest = mpmath.fsum(mpmath.exp(a[i] - a[k]) for i in range(len(a)) if i != k)
+        log_sum = mpmath.log1p(rest)
+        return mpmath.fsum(yi * ((a[k] - ai) + log_sum) for ai, yi in zip(a, y))
     raise ValueError(f"loss={loss!r} is not a Loss")
 
 
