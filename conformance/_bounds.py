@@ -39,7 +39,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from impl.oracle import ExactBatch, ExactExample
-from spec import Activation, FloatArray, Loss, Network, Parameters, to_float
+from spec import (
+    Activation,
+    ExactArray,
+    FloatArray,
+    Loss,
+    Network,
+    Parameters,
+    to_float,
+)
 from spec.conventions import ELU_ALPHA, sigma_second
 
 ACTIVATION_ROUNDINGS = 4
@@ -152,7 +160,7 @@ def _derivative_magnitude(activation: Activation, z: FloatArray, a: FloatArray,
     return np.abs(d) + np.where(z > 0, 0.0, alpha)
 
 
-def _second(activation: Activation, z_exact: Sequence[object]) -> FloatArray:
+def _second(activation: Activation, z_exact: ExactArray) -> FloatArray:
     return np.array([abs(float(sigma_second(activation, v))) for v in z_exact],
                     dtype=np.float64)
 
@@ -271,7 +279,7 @@ class BoundCalculator:
         return np.asarray((d + e_d) * e_g + g * e_d + self.u * (d + e_d) * (g + e_g)
                           + self.tiny)
 
-    def _derivative_error(self, activation: Activation, z_exact: Sequence[object],
+    def _derivative_error(self, activation: Activation, z_exact: ExactArray,
                           z: FloatArray, a: FloatArray, d: FloatArray,
                           e_z: FloatArray) -> FloatArray:
         """Bound of the change of sigma' over the error of z, plus its rounding."""

@@ -21,12 +21,14 @@ import mpmath
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance._bounds import BoundCalculator
+from conformance._bounds import BatchBounds, BoundCalculator
 from conformance.strategies import Case, cases, networks, single_layer_cases
 from impl import Backend, Capability, MpmathBackend
+from impl.oracle import ExactBatch
 from impl._counting import OperationCounter
 from spec import (
     Activation,
+    ExactArray,
     FloatArray,
     Loss,
     LossAndGradients,
@@ -43,7 +45,7 @@ from spec import chain_rule, gradient_product, jacobian, layer_jacobians
 from spec import cost as cost_spec
 from spec import loss_gradient as loss_spec
 from spec import total_derivative as total_derivative_spec
-from spec.conventions import forward_exact
+from spec.conventions import forward_exact, softmax
 from spec._verdict import worst_of
 
 logger = logging.getLogger(__name__)
@@ -262,7 +264,7 @@ def _one_sided_gradients(case: Case, side: str) -> list[FloatArray]:
     network = case.network
     W = [to_exact(w) for w in case.parameters.weights]
     b = [to_exact(v) for v in case.parameters.biases]
-    totals: list[object] = [0] * network.depth
+    totals: list[ExactArray] = [np.zeros(n, dtype=object) for n in network.widths[1:]]
     with mpmath.workdps(30):
         for x, y in zip(case.inputs, case.targets):
             forward = forward_exact(network, W, b, to_exact(x), to_exact(y))
@@ -274,7 +276,7 @@ def _one_sided_gradients(case: Case, side: str) -> list[FloatArray]:
                 delta = np.array(D, dtype=object) * g
                 totals[ell - 1] = totals[ell - 1] + delta
                 g = W[ell - 1].T.dot(delta)
-    return [to_float(np.asarray(t, dtype=object) / case.batch_size) for t in totals]
+    return [to_float(np.asarray(t / case.batch_size, dtype=object)) for t in totals]
 
 
 # 3. The checks, in registry order.
@@ -297,9 +299,8 @@ def judge_total_derivative(backend: Backend, oracle: MpmathBackend,
                                   tuple(bounds.bias_gradients)))
     allowed = float(np.abs(h) @ bound_g)
 
-    def loss_of(flat: object) -> object:
-        return np.array([_exact_batch_loss(case, np.asarray(flat, dtype=object))],
-                        dtype=object)
+    def loss_of(flat: ExactArray) -> ExactArray:
+        return np.array([_exact_batch_loss(case, flat)], dtype=object)
 
     return total_derivative_spec.check_total_derivative(
         loss_of, theta, g[None, :], h, bound=[allowed], quantity="loss_gradient")
@@ -313,9 +314,11 @@ def _flatten(parameters: Parameters) -> FloatArray:
     return np.concatenate(parts)
 
 
-def _unflatten_exact(network: Network, flat: np.ndarray) -> tuple[list[object],
-                                                                  list[object]]:
-    weights, biases, start = [], [], 0
+def _unflatten_exact(network: Network, flat: ExactArray) -> \
+        tuple[list[ExactArray], list[ExactArray]]:
+    weights: list[ExactArray] = []
+    biases: list[ExactArray] = []
+    start = 0
     for ell in range(1, network.depth + 1):
         m, n = network.weight_shape(ell)
         weights.append(flat[start:start + m * n].reshape((m, n), order="F"))
@@ -325,9 +328,9 @@ def _unflatten_exact(network: Network, flat: np.ndarray) -> tuple[list[object],
     return weights, biases
 
 
-def _exact_batch_loss(case: Case, flat: np.ndarray) -> object:
-    weights, biases = _unflatten_exact(case.network, flat)
-    losses = [forward_exact(case.network, weights, biases, to_exact(x),  # type: ignore[arg-type]  # object arrays of mpf
+def _exact_batch_loss(case: Case, flat: ExactArray) -> object:
+    weights, biases = _unflatten_exact(case.network, np.asarray(flat, dtype=object))
+    losses = [forward_exact(case.network, weights, biases, to_exact(x),
                             to_exact(y)).loss
               for x, y in zip(case.inputs, case.targets)]
     return mpmath.fsum(losses) / len(losses)
@@ -350,9 +353,8 @@ def judge_jacobian(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdi
                                   tuple(bounds.bias_gradients)))
     picks = sorted({int(i) for i in rng.integers(0, theta.size, PROBED_ENTRIES)})
 
-    def loss_of(flat: object) -> object:
-        return np.array([_exact_batch_loss(case, np.asarray(flat, dtype=object))],
-                        dtype=object)
+    def loss_of(flat: ExactArray) -> ExactArray:
+        return np.array([_exact_batch_loss(case, flat)], dtype=object)
 
     with mpmath.workdps(oracle.digits):
         verdict = jacobian.check_jacobian_entries(
@@ -392,17 +394,18 @@ def _name_parameter(verdict: Verdict, network: Network) -> Verdict:
 
 def _judge_input_jacobian_entries(backend: Backend, oracle: MpmathBackend,
                                   case: Case, calculator: BoundCalculator,
-                                  exact: object, rng: np.random.Generator) -> Verdict:
+                                  exact: ExactBatch,
+                                  rng: np.random.Generator) -> Verdict:
     result_id = jacobian.RESULT_ID
     network = case.network
     x = case.inputs[0]
     claimed = _input_jacobian(backend, case, result_id)
-    bound = calculator.input_jacobian(exact.examples[0])  # type: ignore[attr-defined]  # ExactBatch
+    bound = calculator.input_jacobian(exact.examples[0])
     W = [to_exact(w) for w in case.parameters.weights]
     b = [to_exact(v) for v in case.parameters.biases]
     zeros = to_exact(np.zeros(network.widths[-1]))
 
-    def network_map(v: object) -> object:
+    def network_map(v: ExactArray) -> ExactArray:
         return forward_exact(network, W, b, np.asarray(v, dtype=object), zeros).a[-1]
 
     entries = sorted({(int(rng.integers(0, network.widths[-1])),
@@ -448,7 +451,8 @@ def judge_chain_rule(backend: Backend, oracle: MpmathBackend, case: Case) -> Ver
                                        quantity="input_jacobian")
 
 
-def _single_example_bounds(case: Case, oracle: MpmathBackend) -> tuple[object, object]:
+def _single_example_bounds(case: Case, oracle: MpmathBackend) -> \
+        tuple[ExactBatch, BatchBounds]:
     exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
     bounds = BoundCalculator(case.network, case.parameters).batch(exact, case.targets)
     return exact, bounds
@@ -458,12 +462,12 @@ def judge_affine_layer(backend: Backend, oracle: MpmathBackend, case: Case) -> V
     """One identity layer, squared error: gradients through J_W and J_b."""
     answer = call_backend(backend, case, layer_jacobians.AFFINE_ID)
     exact, bounds = _single_example_bounds(case, oracle)
-    upstream = exact.examples[0].deltas[0]  # type: ignore[attr-defined]  # ExactBatch
+    upstream = exact.examples[0].deltas[0]
     return layer_jacobians.check_affine_layer(
         case.parameters.weights[0], case.inputs[0], upstream,
         answer.gradients.weights[0], answer.gradients.biases[0],
-        weight_bound=bounds.weight_gradients[0],  # type: ignore[attr-defined]  # BatchBounds
-        bias_bound=bounds.bias_gradients[0])  # type: ignore[attr-defined]  # BatchBounds
+        weight_bound=bounds.weight_gradients[0],
+        bias_bound=bounds.bias_gradients[0])
 
 
 def judge_activation_layer(backend: Backend, oracle: MpmathBackend,
@@ -475,25 +479,25 @@ def judge_activation_layer(backend: Backend, oracle: MpmathBackend,
         return _kink_convention(result_id, reason, backend, oracle, case)
     answer = call_backend(backend, case, result_id)
     exact, bounds = _single_example_bounds(case, oracle)
-    example = exact.examples[0]  # type: ignore[attr-defined]  # ExactBatch
+    example = exact.examples[0]
     return layer_jacobians.check_activation_layer(
         case.network.activations[0], example.forward.z[0], example.upstream[0],
-        answer.gradients.biases[0], bound=bounds.bias_gradients[0])  # type: ignore[attr-defined]  # BatchBounds
+        answer.gradients.biases[0], bound=bounds.bias_gradients[0])
 
 
 def judge_softmax_layer(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
     """One identity layer, cross-entropy: the bias gradient is J_softmax^T (-y / p)."""
     answer = call_backend(backend, case, layer_jacobians.SOFTMAX_ID)
     exact, bounds = _single_example_bounds(case, oracle)
-    example = exact.examples[0]  # type: ignore[attr-defined]  # ExactBatch
+    example = exact.examples[0]
     with mpmath.workdps(oracle.digits):
         logits = example.forward.z[0]
-        p = loss_spec.softmax(list(logits))
+        p = softmax(list(logits))
         upstream = np.array([-yi / pi for yi, pi in zip(to_exact(case.targets[0]), p)],
                             dtype=object)
         return layer_jacobians.check_softmax_layer(
             logits, upstream, answer.gradients.biases[0],
-            bound=bounds.bias_gradients[0])  # type: ignore[attr-defined]  # BatchBounds
+            bound=bounds.bias_gradients[0])
 
 
 def _judge_loss(loss: Loss) -> Callable[[Backend, MpmathBackend, Case], Verdict]:
@@ -503,11 +507,11 @@ def _judge_loss(loss: Loss) -> Callable[[Backend, MpmathBackend, Case], Verdict]
                      else loss_spec.CROSS_ENTROPY_ID)
         answer = call_backend(backend, case, result_id)
         exact, bounds = _single_example_bounds(case, oracle)
-        example = exact.examples[0]  # type: ignore[attr-defined]  # ExactBatch
+        example = exact.examples[0]
         with mpmath.workdps(oracle.digits):
             return loss_spec.check_loss_gradient(
                 loss, example.forward.a[-1], to_exact(case.targets[0]),
-                answer.gradients.biases[0], bound=bounds.bias_gradients[0])  # type: ignore[attr-defined]  # BatchBounds
+                answer.gradients.biases[0], bound=bounds.bias_gradients[0])
     return judge
 
 
@@ -526,8 +530,8 @@ def _judge_per_layer(
                 case.network, case.parameters.weights, case.parameters.biases,
                 case.inputs[0], case.targets[0], answer.gradients.weights,
                 answer.gradients.biases,
-                weight_bounds=bounds.weight_gradients,  # type: ignore[attr-defined]  # BatchBounds
-                bias_bounds=bounds.bias_gradients)  # type: ignore[attr-defined]  # BatchBounds
+                weight_bounds=bounds.weight_gradients,
+                bias_bounds=bounds.bias_gradients)
     return judge
 
 
@@ -539,16 +543,16 @@ def judge_batch_mean(backend: Backend, oracle: MpmathBackend, case: Case) -> Ver
         return NotApplicable(result_id, reason)
     answer = call_backend(backend, case, result_id)
     exact, bounds = _single_example_bounds(case, oracle)
-    examples = exact.examples  # type: ignore[attr-defined]  # ExactBatch
+    examples = exact.examples
     with mpmath.workdps(oracle.digits):
         return backprop_spec.check_batch_mean(
             [e.forward.loss for e in examples],
             [e.weight_gradients for e in examples],
             [e.bias_gradients for e in examples],
             answer.loss, answer.gradients.weights, answer.gradients.biases,
-            loss_bound=bounds.loss,  # type: ignore[attr-defined]  # BatchBounds
-            weight_bounds=bounds.weight_gradients,  # type: ignore[attr-defined]  # BatchBounds
-            bias_bounds=bounds.bias_gradients)  # type: ignore[attr-defined]  # BatchBounds
+            loss_bound=bounds.loss,
+            weight_bounds=bounds.weight_gradients,
+            bias_bounds=bounds.bias_gradients)
 
 
 COST_DEPTHS = (1, 2, 4, 8, 16)

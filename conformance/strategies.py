@@ -141,10 +141,11 @@ def _targets(draw: st.DrawFn, rng: np.random.Generator, network: Network,
     kind = draw(st.sampled_from(TARGET_KINDS))
     event(f"targets {kind}")
     if kind == "one-hot":
-        return np.eye(n)[rng.integers(0, n, size=batch)]
+        one_hot: FloatArray = np.eye(n)[rng.integers(0, n, size=batch)]
+        return one_hot
     values = rng.random((batch, n))
     if kind == "probabilities":
-        return values / values.sum(axis=1, keepdims=True)
+        return np.asarray(values / values.sum(axis=1, keepdims=True), dtype=np.float64)
     return values * 3.0
 
 

@@ -19,10 +19,14 @@ SLOPE = float(LEAKY_RELU_SLOPE)
 ALPHA = float(ELU_ALPHA)
 
 
+def _f64(values: object) -> FloatArray:
+    return np.asarray(values, dtype=np.float64)
+
+
 def sigmoid(z: FloatArray) -> FloatArray:
     """:math:`1/(1+e^{-z})` without overflow for either sign of ``z``."""
     e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return _f64(np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
 
 
 def sigma(activation: Activation, z: FloatArray) -> FloatArray:
@@ -58,27 +62,27 @@ def sigma_prime(activation: Activation, z: FloatArray) -> FloatArray:
         t = np.tanh(z)
         return 1.0 - t * t
     if activation is Activation.RELU:
-        return (z > 0).astype(np.float64)
+        return _f64((z > 0).astype(np.float64))
     if activation is Activation.LEAKY_RELU:
-        return np.where(z > 0, 1.0, SLOPE)
+        return _f64(np.where(z > 0, 1.0, SLOPE))
     if activation is Activation.ELU:
-        return np.where(z > 0, 1.0, ALPHA * np.exp(np.minimum(z, 0.0)))
+        return _f64(np.where(z > 0, 1.0, ALPHA * np.exp(np.minimum(z, 0.0))))
     raise ValueError(f"activation={activation!r} is not an Activation")
 
 
 def log_softmax(A: FloatArray) -> FloatArray:
     """Row-wise :math:`a - \\log\\sum e^{a}`, shifted by the row maximum."""
     shifted = A - A.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return _f64(shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)))
 
 
 def example_losses(loss: Loss, A: FloatArray, Y: FloatArray) -> FloatArray:
     """One loss per row of ``A`` (``B x n_L``)."""
     if loss is Loss.SQUARED_ERROR:
         D = A - Y
-        return 0.5 * np.einsum("ij,ij->i", D, D)
+        return _f64(0.5 * np.einsum("ij,ij->i", D, D))
     if loss is Loss.SOFTMAX_CROSS_ENTROPY:
-        return -np.einsum("ij,ij->i", Y, log_softmax(A))
+        return _f64(-np.einsum("ij,ij->i", Y, log_softmax(A)))
     raise ValueError(f"loss={loss!r} is not a Loss")
 
 
@@ -88,5 +92,5 @@ def loss_gradient(loss: Loss, A: FloatArray, Y: FloatArray) -> FloatArray:
         return A - Y
     if loss is Loss.SOFTMAX_CROSS_ENTROPY:
         P = np.exp(log_softmax(A))
-        return P * Y.sum(axis=-1, keepdims=True) - Y
+        return _f64(P * Y.sum(axis=-1, keepdims=True) - Y)
     raise ValueError(f"loss={loss!r} is not a Loss")

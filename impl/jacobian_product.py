@@ -78,7 +78,8 @@ class JacobianProductBackend:
         weights, biases = [], []
         for ell in range(1, network.depth + 1):
             m = network.widths[ell]
-            kron = np.kron(a_list[ell - 1][None, :], np.eye(m))
+            kron = np.asarray(np.kron(a_list[ell - 1][None, :], np.eye(m)),
+                              dtype=np.float64)
             M_W = matmul(D[ell - 1], kron, self.counter)
             M_b = D[ell - 1].copy()
             for k in range(ell + 1, network.depth + 1):

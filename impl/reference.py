@@ -87,7 +87,7 @@ class ReferenceBackend:
             D = _numeric.sigma_prime(network.activations[ell - 1], state.Z[ell - 1])
             delta = elementwise(D * G, self.counter)
             weights[ell - 1] = matmul(delta.T, state.A[ell - 1], self.counter)
-            biases[ell - 1] = delta.sum(axis=0)
+            biases[ell - 1] = np.asarray(delta.sum(axis=0), dtype=np.float64)
             if ell > 1:
                 G = matmul(delta, parameters.weights[ell - 1], self.counter)
         return weights, biases
@@ -112,7 +112,8 @@ class ReferenceBackend:
         for ell in range(network.depth, 0, -1):
             D = _numeric.sigma_prime(network.activations[ell - 1], state.Z[ell - 1])
             delta = D * G
-            blocks = [np.kron(state.A[ell - 1], delta), delta] + blocks
+            kron = np.asarray(np.kron(state.A[ell - 1], delta), dtype=np.float64)
+            blocks = [kron, delta] + blocks
             G = delta @ parameters.weights[ell - 1]
         return np.asarray(np.concatenate(blocks, axis=1), dtype=np.float64)
 

@@ -193,7 +193,7 @@ def _kink_verdict(
 def activation_slope(activation: Activation, side: str) -> str:
     """The one-sided slope at the kink, as text (``"0"``, ``"0.01"``, ``"1"``)."""
     value = sigma_prime(activation, 0, at_kink=side)
-    return mpmath.nstr(value, 6)
+    return str(mpmath.nstr(value, 6))
 
 
 def softmax_jacobian(a: Sequence[Any]) -> ExactArray:

@@ -129,7 +129,8 @@ def check_total_derivative(
 def _exact(values: Any) -> ExactArray:
     array = np.asarray(values)
     if array.dtype == object:
-        return np.vectorize(mpmath.mpf, otypes=[object])(array)
+        converted: ExactArray = np.vectorize(mpmath.mpf, otypes=[object])(array)
+        return converted
     return to_exact(array)
 
 
