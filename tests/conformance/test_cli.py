@@ -107,14 +107,15 @@ def test_a_backend_returning_the_wrong_shape_is_diagnosed(tmp_path: Path) -> Non
     (tmp_path / "shape_backend.py").write_text(
         "import numpy as np\n"
         "def backend(network, parameters, inputs, targets):\n"
-        "    return (0.0, [np.zeros((1, 1)) for _ in parameters.weights],\n"
+        "    return (0.0, [np.zeros((w.shape[0] + 1, 1)) for w in parameters.weights],\n"
         "            [np.zeros(b.shape) for b in parameters.biases])\n")
 
     result = run_cli("--examples", "3", "--only", "backprop.batch-mean", "--backend",
                      "shape_backend:backend", extra_path=tmp_path)
 
     assert result.returncode == 1
-    assert "returned a weight gradient of shape (1, 1) for layer" in result.stdout
+    assert "returned a weight gradient of shape (2, 1) for layer 1, expected (1, 1)" \
+        in result.stdout
     assert "(the shape of the parameter)" in result.stdout
 
 
