@@ -13,7 +13,7 @@ from impl._loading import (
     function_backend,
     load_backend,
 )
-from impl._protocol import Backend, Capability, JacobianBackend
+from impl._protocol import Backend, Capability, JacobianBackend, NetworkConstraints
 from impl.jacobian_product import JacobianProductBackend
 from impl.oracle import MpmathBackend
 from impl.reference import ReferenceBackend
@@ -25,6 +25,7 @@ __all__ = [
     "JacobianBackend",
     "JacobianProductBackend",
     "MpmathBackend",
+    "NetworkConstraints",
     "OperationCounter",
     "ReferenceBackend",
     "builtin_backends",

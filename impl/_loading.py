@@ -65,19 +65,39 @@ def function_backend(name: str) -> Callable[[GradientFunction], FunctionBackend]
     return wrap
 
 
-def builtin_backends() -> dict[str, Callable[[], Backend]]:
-    """Names accepted by :func:`load_backend`, each with its factory."""
-    from impl.adapters.torch import TorchBackend
-    from impl.jacobian_product import JacobianProductBackend
-    from impl.oracle import MpmathBackend
-    from impl.reference import ReferenceBackend
+BUILTIN_BACKENDS: dict[str, str] = {
+    "reference": "impl.reference:ReferenceBackend",
+    "jacobian-product": "impl.jacobian_product:JacobianProductBackend",
+    "mpmath": "impl.oracle:MpmathBackend",
+    "torch": "impl.adapters.torch:TorchBackend",
+    "jax": "impl.adapters.jax:JaxBackend",
+    "autograd": "impl.adapters.autograd:AutogradBackend",
+    "tinygrad": "impl.adapters.tinygrad:TinygradBackend",
+    "sklearn": "impl.adapters.sklearn:SklearnBackend",
+    "micrograd": "impl.adapters.micrograd:MicrogradBackend",
+    "mygrad": "impl.adapters.mygrad:MygradBackend",
+}
+"""Built-in backend names and where each lives; adapters import their library
+only when created, so listing them costs nothing."""
 
-    return {
-        "reference": ReferenceBackend,
-        "jacobian-product": JacobianProductBackend,
-        "mpmath": MpmathBackend,
-        "torch": TorchBackend,
-    }
+ENTRY_POINT_GROUP = "backprop_spec.backends"
+"""Installed packages register backends in this entry-point group: the entry
+point's name is the backend name, its value ``package.module:attribute``."""
+
+
+def builtin_backends() -> dict[str, str]:
+    """Every known backend name with its ``module:attribute``.
+
+    The built-in ones first, then those registered by installed packages
+    through the :data:`ENTRY_POINT_GROUP` entry points (a registered name
+    never replaces a built-in one).
+    """
+    from importlib.metadata import entry_points
+
+    known = dict(BUILTIN_BACKENDS)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        known.setdefault(entry.name, entry.value)
+    return known
 
 
 def load_backend(name: str) -> Backend:
@@ -93,14 +113,19 @@ def load_backend(name: str) -> Backend:
         The name is unknown, the module cannot be imported, the attribute is
         missing, or it is not a backend.
     """
-    builtins = builtin_backends()
-    if name in builtins:
-        return builtins[name]()
+    known = builtin_backends()
+    if name in known:
+        return _load_target(known[name], name)
     if ":" not in name:
         raise BackendLoadError(
-            f"backend {name!r} is not a built-in backend ({', '.join(builtins)}) "
-            "nor of the form package.module:attribute")
-    module_name, _, attribute = name.partition(":")
+            f"backend {name!r} is not a known backend ({', '.join(known)}) "
+            "nor of the form package.module:attribute; "
+            "'python -m conformance --list' shows the known ones")
+    return _load_target(name, name)
+
+
+def _load_target(target: str, name: str) -> Backend:
+    module_name, _, attribute = target.partition(":")
     module = _import(module_name, name)
     if not attribute or not hasattr(module, attribute):
         raise BackendLoadError(
@@ -129,6 +154,8 @@ def _as_backend(obj: Any, full_name: str) -> Backend:
     if inspect.isclass(obj):
         try:
             obj = obj()
+        except BackendLoadError:
+            raise
         except Exception as error:
             raise BackendLoadError(
                 f"{full_name} is a class, but creating it with no arguments raised "

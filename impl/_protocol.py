@@ -10,9 +10,11 @@ method only when it is declared.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from spec import FloatArray, LossAndGradients, Network, Parameters
+from spec import Activation, FloatArray, Loss, LossAndGradients, Network, Parameters
 
 
 class Capability(str, enum.Enum):
@@ -31,12 +33,61 @@ class Capability(str, enum.Enum):
         Jacobian, ``n_0`` entries.
     JVP
         ``jvp(network, parameters, x, v)``: :math:`J v`, ``n_L`` entries.
+    FORWARD_JACOBIAN
+        ``input_jacobian_forward(network, parameters, x)``: the same
+        ``n_L x n_0`` Jacobian as ``input_jacobian``, computed in forward mode
+        (``input_jacobian`` is then understood as reverse mode).
+    LAYER_JACOBIANS
+        ``layer_jacobians(network, parameters, x)``: one matrix per layer,
+        the ``n_l x n_{l-1}`` Jacobian of :math:`a_{\ell-1} \mapsto a_\ell`
+        at the point the earlier layers produce from ``x``.
+
+    Every array a capability method receives or returns has the dtype of
+    the run (float64 unless the suite runs in float32).
     """
 
     INPUT_JACOBIAN = "input_jacobian"
     PARAMETER_JACOBIAN = "parameter_jacobian"
     VJP = "vjp"
     JVP = "jvp"
+    FORWARD_JACOBIAN = "forward_jacobian"
+    LAYER_JACOBIANS = "layer_jacobians"
+
+
+@dataclass(frozen=True)
+class NetworkConstraints:
+    """Which networks a backend can represent; the suite draws only those.
+
+    A backend without a ``constraints`` attribute accepts every network of
+    :mod:`spec.conventions`. Libraries with a fixed architecture (one hidden
+    activation for all layers, a fixed output layer) declare it here instead
+    of failing on networks they cannot build.
+
+    Attributes
+    ----------
+    activations
+        Activations allowed in hidden layers (every layer but the last).
+    output_activations
+        Per loss, the activations allowed in the last layer.
+    same_hidden_activation
+        Every hidden layer uses one activation.
+    targets_sum_to_one
+        Cross-entropy targets are probability vectors.
+    max_depth
+        Deepest network supported.
+    """
+
+    activations: frozenset[Activation] = frozenset(Activation)
+    output_activations: Mapping[Loss, frozenset[Activation]] = field(
+        default_factory=lambda: {loss: frozenset(Activation) for loss in Loss})
+    same_hidden_activation: bool = False
+    targets_sum_to_one: bool = False
+    max_depth: int | None = None
+
+    @property
+    def losses(self) -> tuple[Loss, ...]:
+        """The losses with at least one allowed output activation."""
+        return tuple(loss for loss in Loss if self.output_activations.get(loss))
 
 
 @runtime_checkable
@@ -62,6 +113,10 @@ class Backend(Protocol):
         targets: FloatArray,
     ) -> LossAndGradients:
         """Return the mean loss over the batch and its gradients.
+
+        Arrays arrive in the run's dtype (float64 by default, float32 under
+        ``--dtype float32``); compute in it and return gradients in it. Never
+        write into the arguments.
 
         Parameters
         ----------

@@ -48,7 +48,7 @@ def test_default_run_on_torch_is_conformant() -> None:
         (("--examples", "many"), "--examples: expected a whole number, got 'many'"),
         (("--seed", "-3"), "expected 0 or more, got -3"),
         (("--only", "no-such-result"), "invalid choice: 'no-such-result'"),
-        (("--backend", "nosuch"), "backend 'nosuch' is not a built-in backend"),
+        (("--backend", "nosuch"), "backend 'nosuch' is not a known backend"),
         (("--backend", "nosuchmodule:backend"), "cannot import module 'nosuchmodule'"),
         (("--backend", "json:nothing_here"), "module 'json' has no attribute"),
         (("--backend", "os:sep"), "os:sep is a str, not a backend"),
