@@ -312,22 +312,38 @@ class BoundCalculator:
 
         Row :math:`i` is a reverse sweep started from the exact unit
         cotangent :math:`e_i`, so it is bounded like a gradient whose loss
-        gradient is exact.
+        gradient is exact. Forward mode forms the same products in another
+        order; the bound, a sum of magnitudes, does not depend on the order.
         """
+        return self.jacobian_rows(exact)[0]
+
+    def parameter_jacobian(self, exact: ExactExample) -> FloatArray:
+        r"""Bound of each entry of the ``n_L x P`` Jacobian in the parameters.
+
+        Columns in the order :math:`\operatorname{vec}W_1, b_1, \dots`.
+        """
+        return self.jacobian_rows(exact)[1]
+
+    def jacobian_rows(self, exact: ExactExample) -> tuple[FloatArray, FloatArray]:
+        """Bounds of the input and parameter Jacobians, one sweep per output."""
         z = [to_float(v) for v in exact.forward.z]
         a = [to_float(v) for v in exact.forward.a]
-        e_z, _ = self._forward(z, a)
-        rows = []
+        e_z, e_a = self._forward(z, a)
+        input_rows, parameter_rows = [], []
         for i in range(self.network.widths[-1]):
-            rows.append(self._input_row(i, z, a, e_z, exact))
-        return np.array(rows, dtype=np.float64)
+            row_x, row_theta = self._sweep(i, z, a, e_z, e_a, exact)
+            input_rows.append(row_x)
+            parameter_rows.append(row_theta)
+        return np.array(input_rows), np.array(parameter_rows)
 
-    def _input_row(self, i: int, z: list[FloatArray], a: list[FloatArray],
-                   e_z: list[FloatArray], exact: ExactExample) -> FloatArray:
+    def _sweep(self, i: int, z: list[FloatArray], a: list[FloatArray],
+               e_z: list[FloatArray], e_a: list[FloatArray],
+               exact: ExactExample) -> tuple[FloatArray, FloatArray]:
         L = self.network.depth
         g = np.zeros(self.network.widths[-1])
         g[i] = 1.0
         e_g = np.zeros_like(g)
+        blocks: list[FloatArray] = []
         for ell in range(L, 0, -1):
             activation = self.network.activations[ell - 1]
             d = _abs_prime(activation, z[ell - 1])
@@ -336,11 +352,34 @@ class BoundCalculator:
             e_delta = ((d + e_d) * e_g + g * e_d + self.u * (d + e_d) * (g + e_g)
                        + self.tiny)
             computed = d * g + e_delta
+            a_prev = np.abs(a[ell - 1])
+            e_W = (np.outer(e_delta, a_prev) + np.outer(computed, e_a[ell - 1])
+                   + self.u * np.outer(computed, a_prev + e_a[ell - 1]) + self.tiny)
+            blocks = [e_W.reshape(-1, order="F"), e_delta] + blocks
             n = self.network.widths[ell]
             e_g = (self.absW[ell - 1].T @ e_delta
                    + gamma(n, self.u) * (self.absW[ell - 1].T @ computed) + self.tiny)
             g = self.absW[ell - 1].T @ (d * g)
-        return np.asarray(e_g, dtype=np.float64)
+        return np.asarray(e_g, dtype=np.float64), np.concatenate(blocks)
+
+    def layer_jacobians(self, exact: ExactExample) -> list[FloatArray]:
+        r"""Bounds of each layer's Jacobian :math:`\operatorname{diag}(\sigma'(z))W`.
+
+        The layer's input is itself computed, so :math:`z` carries its
+        forward error into :math:`\sigma'`; the product adds one rounding.
+        """
+        z = [to_float(v) for v in exact.forward.z]
+        a = [to_float(v) for v in exact.forward.a]
+        e_z, _ = self._forward(z, a)
+        bounds = []
+        for ell, activation in enumerate(self.network.activations, start=1):
+            d = _abs_prime(activation, z[ell - 1])
+            e_d = self._derivative_error(activation, exact.forward.z[ell - 1],
+                                         z[ell - 1], a[ell], d, e_z[ell - 1])
+            absW = self.absW[ell - 1]
+            bounds.append(e_d[:, None] * absW + self.u * (d + e_d)[:, None] * absW
+                          + self.tiny)
+        return bounds
 
 
 def _abs_prime(activation: Activation, z: FloatArray) -> FloatArray:

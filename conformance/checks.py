@@ -21,13 +21,20 @@ import mpmath
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance._bounds import BatchBounds, BoundCalculator
-from conformance.strategies import Case, cases, networks, single_layer_cases
-from impl import Backend, Capability, MpmathBackend
+from conformance._bounds import BatchBounds, BoundCalculator, gamma
+from conformance.strategies import (
+    Case,
+    cases,
+    networks,
+    single_layer_cases,
+    supported,
+)
+from impl import Backend, Capability, MpmathBackend, NetworkConstraints
 from impl.oracle import ExactBatch
 from impl._counting import OperationCounter
 from spec import (
     Activation,
+    compare,
     ExactArray,
     FloatArray,
     Loss,
@@ -88,7 +95,7 @@ class Check:
     result_id
         The :class:`spec.Result` judged.
     strategy
-        Cases to draw.
+        Cases to draw; ``None`` when the backend can represent none.
     judge
         ``judge(backend, oracle, case) -> Verdict``.
     needs
@@ -96,7 +103,7 @@ class Check:
     """
 
     result_id: str
-    strategy: st.SearchStrategy[Case]
+    strategy: st.SearchStrategy[Case] | None
     judge: Callable[[Backend, MpmathBackend, Case], Verdict]
     needs: frozenset[Capability] = frozenset()
 
@@ -187,21 +194,26 @@ def _arrays(values: object, case: Case, kind: str, name: str, result_id: str) ->
                 f"{result_id}: backend {name!r} returned a {kind} gradient of shape "
                 f"{array.shape} for layer {ell}, expected {shape} (the shape of the "
                 f"parameter) on {case.describe()}")
-        if array.dtype != np.float64:
+        if array.dtype != case.dtype:
             raise BackendMisbehaved(
                 f"{result_id}: backend {name!r} returned a {kind} gradient of dtype "
-                f"{array.dtype} for layer {ell}, expected float64")
+                f"{array.dtype} for layer {ell}, expected {case.dtype} (the dtype "
+                "of the arrays it was given)")
         result.append(array)
     return tuple(result)
 
 
 def _float_array(value: object, shape: tuple[int, ...], what: str, name: str,
-                 result_id: str) -> FloatArray:
+                 result_id: str, dtype: np.dtype[np.floating]) -> FloatArray:
     array = np.asarray(value)
-    if array.shape != shape or array.dtype != np.float64:
+    if array.shape != shape or array.dtype != dtype:
         raise BackendMisbehaved(
             f"{result_id}: backend {name!r} returned {what} of shape {array.shape} "
-            f"and dtype {array.dtype}, expected shape {shape} and float64")
+            f"and dtype {array.dtype}, expected shape {shape} and {dtype}")
+    if not np.all(np.isfinite(array)):
+        raise BackendMisbehaved(
+            f"{result_id}: backend {name!r} returned {what} with non-finite "
+            "entries; the exact values are finite")
     return array
 
 
@@ -216,7 +228,7 @@ def kink_reason(case: Case, oracle: MpmathBackend, bounds: BoundCalculator | Non
     is not determined by the exact point either.
     """
     exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
-    calculator = bounds or BoundCalculator(case.network, case.parameters)
+    calculator = bounds or BoundCalculator(case.network, case.parameters, case.dtype.type)
     for k, (example, y) in enumerate(zip(exact.examples, case.targets)):
         e_z = calculator.example(example, y).z
         for ell, activation in enumerate(case.network.activations, start=1):
@@ -245,7 +257,7 @@ def _kink_convention(result_id: str, reason: str, backend: Backend,
     """
     answer = call_backend(backend, case, result_id)
     exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
-    bounds = BoundCalculator(case.network, case.parameters).batch(exact, case.targets)
+    bounds = BoundCalculator(case.network, case.parameters, case.dtype.type).batch(exact, case.targets)
     kinked = [a for a in case.network.activations if a.has_kink]
     for side in ("left", "right"):
         one_sided = _one_sided_gradients(case, side)
@@ -294,7 +306,7 @@ def judge_total_derivative(backend: Backend, oracle: MpmathBackend,
     h = np.random.default_rng(case.probe_seed).standard_normal(theta.size)
 
     exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
-    bounds = BoundCalculator(case.network, case.parameters).batch(exact, case.targets)
+    bounds = BoundCalculator(case.network, case.parameters, case.dtype.type).batch(exact, case.targets)
     bound_g = _flatten(Parameters(tuple(bounds.weight_gradients),
                                   tuple(bounds.bias_gradients)))
     allowed = float(np.abs(h) @ bound_g)
@@ -347,7 +359,7 @@ def judge_jacobian(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdi
     theta = _flatten(case.parameters)
     g = _flatten(answer.gradients)
     exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
-    calculator = BoundCalculator(case.network, case.parameters)
+    calculator = BoundCalculator(case.network, case.parameters, case.dtype.type)
     bounds = calculator.batch(exact, case.targets)
     bound_g = _flatten(Parameters(tuple(bounds.weight_gradients),
                                   tuple(bounds.bias_gradients)))
@@ -362,9 +374,16 @@ def judge_jacobian(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdi
             bound=bound_g[picks], quantity="loss_gradient")
     verdict = _name_parameter(verdict, case.network)
     verdicts = [verdict]
-    if Capability.INPUT_JACOBIAN in backend.capabilities:
-        verdicts.append(_judge_input_jacobian_entries(backend, oracle, case,
-                                                      calculator, exact, rng))
+    declared = backend.capabilities
+    for capability, method in ((Capability.INPUT_JACOBIAN, "input_jacobian"),
+                               (Capability.FORWARD_JACOBIAN,
+                                "input_jacobian_forward")):
+        if capability in declared:
+            verdicts.append(_judge_input_jacobian_entries(
+                backend, oracle, case, calculator, exact, rng, method))
+    if Capability.PARAMETER_JACOBIAN in declared:
+        verdicts.append(_judge_parameter_jacobian_entries(backend, oracle, case,
+                                                          calculator, exact, rng))
     return worst_of(verdicts)
 
 
@@ -394,12 +413,13 @@ def _name_parameter(verdict: Verdict, network: Network) -> Verdict:
 
 def _judge_input_jacobian_entries(backend: Backend, oracle: MpmathBackend,
                                   case: Case, calculator: BoundCalculator,
-                                  exact: ExactBatch,
-                                  rng: np.random.Generator) -> Verdict:
+                                  exact: ExactBatch, rng: np.random.Generator,
+                                  method: str) -> Verdict:
+    """Sampled entries of a declared input Jacobian against partial derivatives."""
     result_id = jacobian.RESULT_ID
     network = case.network
-    x = case.inputs[0]
-    claimed = _input_jacobian(backend, case, result_id)
+    shape = (network.widths[-1], network.widths[0])
+    claimed = call_capability(backend, method, case, result_id, shape)
     bound = calculator.input_jacobian(exact.examples[0])
     W = [to_exact(w) for w in case.parameters.weights]
     b = [to_exact(v) for v in case.parameters.biases]
@@ -408,35 +428,104 @@ def _judge_input_jacobian_entries(backend: Backend, oracle: MpmathBackend,
     def network_map(v: ExactArray) -> ExactArray:
         return forward_exact(network, W, b, np.asarray(v, dtype=object), zeros).a[-1]
 
-    entries = sorted({(int(rng.integers(0, network.widths[-1])),
-                       int(rng.integers(0, network.widths[0])))
+    entries = sorted({(int(rng.integers(0, shape[0])), int(rng.integers(0, shape[1])))
                       for _ in range(PROBED_ENTRIES)})
     with mpmath.workdps(oracle.digits):
         return jacobian.check_jacobian_entries(
-            network_map, x, claimed, entries,
-            bound=[bound[i, j] for i, j in entries], quantity="input_jacobian")
+            network_map, case.inputs[0], claimed, entries,
+            bound=[bound[i, j] for i, j in entries],
+            quantity=f"{method} (input Jacobian)")
+
+
+def _judge_parameter_jacobian_entries(backend: Backend, oracle: MpmathBackend,
+                                      case: Case, calculator: BoundCalculator,
+                                      exact: ExactBatch,
+                                      rng: np.random.Generator) -> Verdict:
+    """Sampled entries of a declared parameter Jacobian against partials."""
+    result_id = jacobian.RESULT_ID
+    network = case.network
+    theta = _flatten(case.parameters)
+    shape = (network.widths[-1], theta.size)
+    claimed = call_capability(backend, "parameter_jacobian", case, result_id, shape)
+    bound = calculator.parameter_jacobian(exact.examples[0])
+    x, zeros = to_exact(case.inputs[0]), to_exact(np.zeros(network.widths[-1]))
+
+    def network_map(flat: ExactArray) -> ExactArray:
+        weights, biases = _unflatten_exact(network, np.asarray(flat, dtype=object))
+        return forward_exact(network, weights, biases, x, zeros).a[-1]
+
+    entries = sorted({(int(rng.integers(0, shape[0])), int(rng.integers(0, shape[1])))
+                      for _ in range(PROBED_ENTRIES)})
+    with mpmath.workdps(oracle.digits):
+        return jacobian.check_jacobian_entries(
+            network_map, theta, claimed, entries,
+            bound=[bound[i, j] for i, j in entries],
+            quantity="parameter_jacobian")
+
+
+def call_capability(backend: Backend, method: str, case: Case, result_id: str,
+                    shape: tuple[int, ...], *extra: FloatArray) -> FloatArray:
+    """Call a declared capability on the first example; validate the answer."""
+    try:
+        answer = getattr(backend, method)(case.network, case.parameters.copy(),
+                                          case.inputs[0].copy(), *extra)
+    except Exception as error:
+        raise BackendMisbehaved(
+            f"{result_id}: backend {backend.name!r} declares {method} but it "
+            f"raised {type(error).__name__}: {error} on {case.describe()}") from error
+    return _float_array(answer, shape, f"{method}", backend.name, result_id,
+                        case.dtype)
 
 
 def _input_jacobian(backend: Backend, case: Case, result_id: str) -> FloatArray:
+    shape = (case.network.widths[-1], case.network.widths[0])
+    return call_capability(backend, "input_jacobian", case, result_id, shape)
+
+
+def judge_jacobian_products(backend: Backend, oracle: MpmathBackend,
+                            case: Case) -> Verdict:
+    """VJP and JVP against the exact Jacobian, and their adjoint identity."""
+    result_id = jacobian.PRODUCTS_ID
+    reason = kink_reason(case, oracle)
+    if reason:
+        return NotApplicable(result_id, reason)
     network = case.network
-    try:
-        claimed = backend.input_jacobian(  # type: ignore[attr-defined]  # declared capability
-            network, case.parameters.copy(), case.inputs[0].copy())
-    except Exception as error:
-        raise BackendMisbehaved(
-            f"{result_id}: backend {backend.name!r} declares input_jacobian but it "
-            f"raised {type(error).__name__}: {error}") from error
-    return _float_array(claimed, (network.widths[-1], network.widths[0]),
-                        "an input Jacobian", backend.name, result_id)
+    rng = np.random.default_rng(case.probe_seed)
+    u = rng.standard_normal(network.widths[-1]).astype(case.dtype)
+    v = rng.standard_normal(network.widths[0]).astype(case.dtype)
+    jvp = call_capability(backend, "jvp", case, result_id, (network.widths[-1],), v)
+    vjp = call_capability(backend, "vjp", case, result_id, (network.widths[0],), u)
+
+    exact = oracle.exact(network, case.parameters, case.inputs[:1], case.targets[:1])
+    J = oracle.exact_input_jacobian(network, case.parameters, case.inputs[0])
+    calculator = BoundCalculator(network, case.parameters, case.dtype.type)
+    bound = calculator.input_jacobian(exact.examples[0])
+    absJ = np.abs(to_float(J))
+    gamma_m = float(gamma(network.widths[0] + 1, calculator.u))
+    gamma_n = float(gamma(network.widths[-1] + 1, calculator.u))
+    jvp_bound = bound @ np.abs(v) + gamma_m * (absJ @ np.abs(v))
+    vjp_bound = np.abs(u) @ bound + gamma_n * (np.abs(u) @ absJ)
+    adjoint = float(np.abs(u) @ jvp_bound + vjp_bound @ np.abs(v)
+                    + gamma_n * (np.abs(u) @ np.abs(jvp)) + gamma_m * (np.abs(vjp)
+                                                                      @ np.abs(v)))
+    with mpmath.workdps(oracle.digits):
+        return jacobian.check_jacobian_products(
+            J, u, v, jvp, vjp, jvp_bound=jvp_bound, vjp_bound=vjp_bound,
+            adjoint_bound=adjoint)
 
 
 def judge_chain_rule(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
-    """The backend's Jacobian of the network map is the product of layer Jacobians."""
+    """The backend's Jacobians of the network map are the product of layer Jacobians.
+
+    Reverse mode (and forward mode, where declared) are compared with the
+    exact product of the layers' Jacobians; where the backend also gives its
+    own per-layer Jacobians, each is compared with the exact factor, so the
+    product the backend forms is a product of the right factors.
+    """
     result_id = chain_rule.RESULT_ID
     reason = kink_reason(case, oracle)
     if reason:
         return NotApplicable(result_id, reason)
-    claimed = _input_jacobian(backend, case, result_id)
     exact = oracle.exact(case.network, case.parameters, case.inputs[:1],
                          case.targets[:1])
     forward = exact.examples[0].forward
@@ -445,16 +534,54 @@ def judge_chain_rule(backend: Backend, oracle: MpmathBackend, case: Case) -> Ver
         for ell, activation in enumerate(case.network.activations, start=1):
             D = layer_jacobians.activation_jacobian(activation, list(forward.z[ell - 1]))
             factors.append(D.dot(to_exact(case.parameters.weights[ell - 1])))
-    bound = BoundCalculator(case.network, case.parameters).input_jacobian(
-        exact.examples[0])
-    return chain_rule.check_chain_rule(factors, claimed, bound=bound,
-                                       quantity="input_jacobian")
+    calculator = BoundCalculator(case.network, case.parameters, case.dtype.type)
+    bound = calculator.input_jacobian(exact.examples[0])
+    shape = (case.network.widths[-1], case.network.widths[0])
+
+    verdicts = []
+    methods = ["input_jacobian"] + (["input_jacobian_forward"] if
+                                    Capability.FORWARD_JACOBIAN in backend.capabilities
+                                    else [])
+    for method in methods:
+        claimed = call_capability(backend, method, case, result_id, shape)
+        verdicts.append(chain_rule.check_chain_rule(factors, claimed, bound=bound,
+                                                    quantity=method))
+    if Capability.LAYER_JACOBIANS in backend.capabilities:
+        verdicts.extend(_judge_layer_factors(backend, case, factors, calculator,
+                                             exact))
+    return worst_of(verdicts)
+
+
+def _judge_layer_factors(backend: Backend, case: Case, factors: list[ExactArray],
+                         calculator: BoundCalculator, exact: ExactBatch) -> \
+        list[Verdict]:
+    result_id = chain_rule.RESULT_ID
+    try:
+        claimed = list(backend.layer_jacobians(  # type: ignore[attr-defined]  # declared capability
+            case.network, case.parameters.copy(), case.inputs[0].copy()))
+    except Exception as error:
+        raise BackendMisbehaved(
+            f"{result_id}: backend {backend.name!r} declares layer_jacobians but it "
+            f"raised {type(error).__name__}: {error}") from error
+    if len(claimed) != case.network.depth:
+        raise BackendMisbehaved(
+            f"{result_id}: backend {backend.name!r} returned {len(claimed)} layer "
+            f"Jacobians, expected {case.network.depth}, one per layer")
+    bounds = calculator.layer_jacobians(exact.examples[0])
+    verdicts: list[Verdict] = []
+    for ell, (matrix, factor, bound) in enumerate(zip(claimed, factors, bounds), 1):
+        array = _float_array(matrix, case.network.weight_shape(ell),
+                             f"layer {ell}'s Jacobian", backend.name, result_id,
+                             case.dtype)
+        verdicts.append(compare(result_id, claimed=array, exact=factor, bound=bound,
+                                quantity="layer_jacobian", layer_index=ell))
+    return verdicts
 
 
 def _single_example_bounds(case: Case, oracle: MpmathBackend) -> \
         tuple[ExactBatch, BatchBounds]:
     exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
-    bounds = BoundCalculator(case.network, case.parameters).batch(exact, case.targets)
+    bounds = BoundCalculator(case.network, case.parameters, case.dtype.type).batch(exact, case.targets)
     return exact, bounds
 
 
@@ -592,36 +719,57 @@ def _count(depth: int, case: Case) -> cost_spec.OperationCounts:
                                      reference.counter.total, product.counter.total)
 
 
-def all_checks() -> tuple[Check, ...]:
-    """Every check, in the order of :data:`spec.RESULTS`."""
-    per_layer_cases = cases(networks(), min_batch=1, max_batch=1)
+def all_checks(constraints: NetworkConstraints | None = None,
+               dtype: type[np.floating] = np.float64) -> tuple[Check, ...]:
+    """Every check, in the order of :data:`spec.RESULTS`.
+
+    ``constraints`` and ``dtype`` shape the cases: only networks the backend
+    can represent are drawn, with numbers of the run's format. A check whose
+    networks the backend cannot represent at all gets no strategy, and is
+    reported not applicable.
+    """
+    probabilities = constraints is not None and constraints.targets_sum_to_one
+
+    def deep(*, max_batch: int, min_batch: int = 1) -> st.SearchStrategy[Case] | None:
+        if not supported(constraints):
+            return None
+        return cases(networks(constraints=constraints), min_batch=min_batch,
+                     max_batch=max_batch, dtype=dtype,
+                     probability_targets=probabilities)
+
+    def single(loss: Loss, activations: tuple[Activation, ...] = (
+            Activation.IDENTITY,)) -> st.SearchStrategy[Case] | None:
+        if not supported(constraints, max_depth=1, activations=activations,
+                         losses=(loss,)):
+            return None
+        return single_layer_cases(loss=loss, activations=activations,
+                                  constraints=constraints, dtype=dtype)
+
+    squared, entropy = Loss.SQUARED_ERROR, Loss.SOFTMAX_CROSS_ENTROPY
     return (
-        Check(total_derivative_spec.RESULT_ID, cases(max_batch=3),
+        Check(total_derivative_spec.RESULT_ID, deep(max_batch=3),
               judge_total_derivative),
-        Check(jacobian.RESULT_ID, cases(max_batch=2), judge_jacobian),
-        Check(chain_rule.RESULT_ID, per_layer_cases, judge_chain_rule,
+        Check(jacobian.RESULT_ID, deep(max_batch=2), judge_jacobian),
+        Check(jacobian.PRODUCTS_ID, deep(max_batch=1), judge_jacobian_products,
+              frozenset({Capability.INPUT_JACOBIAN, Capability.VJP,
+                         Capability.JVP})),
+        Check(chain_rule.RESULT_ID, deep(max_batch=1), judge_chain_rule,
               frozenset({Capability.INPUT_JACOBIAN})),
-        Check(layer_jacobians.AFFINE_ID,
-              single_layer_cases(loss=Loss.SQUARED_ERROR), judge_affine_layer),
-        Check(layer_jacobians.ACTIVATION_ID,
-              single_layer_cases(loss=Loss.SQUARED_ERROR,
-                                 activations=tuple(Activation)),
+        Check(layer_jacobians.AFFINE_ID, single(squared), judge_affine_layer),
+        Check(layer_jacobians.ACTIVATION_ID, single(squared, tuple(Activation)),
               judge_activation_layer),
-        Check(layer_jacobians.SOFTMAX_ID,
-              single_layer_cases(loss=Loss.SOFTMAX_CROSS_ENTROPY),
-              judge_softmax_layer),
-        Check(loss_spec.SQUARED_ERROR_ID, single_layer_cases(loss=Loss.SQUARED_ERROR),
+        Check(layer_jacobians.SOFTMAX_ID, single(entropy), judge_softmax_layer),
+        Check(loss_spec.SQUARED_ERROR_ID, single(squared),
               _judge_loss(Loss.SQUARED_ERROR)),
-        Check(loss_spec.CROSS_ENTROPY_ID,
-              single_layer_cases(loss=Loss.SOFTMAX_CROSS_ENTROPY),
+        Check(loss_spec.CROSS_ENTROPY_ID, single(entropy),
               _judge_loss(Loss.SOFTMAX_CROSS_ENTROPY)),
-        Check(gradient_product.RESULT_ID, per_layer_cases,
+        Check(gradient_product.RESULT_ID, deep(max_batch=1),
               _judge_per_layer(gradient_product.check_gradient_product,
                                gradient_product.RESULT_ID)),
-        Check(backprop_spec.DELTA_ID, per_layer_cases,
+        Check(backprop_spec.DELTA_ID, deep(max_batch=1),
               _judge_per_layer(backprop_spec.check_delta_recursion,
                                backprop_spec.DELTA_ID)),
-        Check(backprop_spec.BATCH_ID, cases(), judge_batch_mean),
+        Check(backprop_spec.BATCH_ID, deep(max_batch=8), judge_batch_mean),
         Check(cost_spec.RESULT_ID, cases(networks(max_depth=1), max_batch=1),
               judge_cost),
     )

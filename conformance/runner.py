@@ -19,7 +19,9 @@ from conformance.checks import (
     all_checks,
 )
 from conformance.strategies import Case
-from impl import Backend, MpmathBackend
+import numpy as np
+
+from impl import Backend, MpmathBackend, NetworkConstraints
 from spec import Holds, NotApplicable, Violated, get
 from spec.errors import UsageError
 
@@ -73,6 +75,7 @@ class SuiteReport:
     backend: str
     seed: int
     examples: int
+    dtype: str = "float64"
     results: list[ResultReport] = field(default_factory=list)
     complete: bool = False
 
@@ -103,7 +106,8 @@ def judge(result_id: str, backend: Backend, case: Case,
     >>> judge("loss-gradient.squared-error", ReferenceBackend(), case).compared
     1
     """
-    checks = {c.result_id: c for c in all_checks()}
+    checks = {c.result_id: c for c in all_checks(_constraints(backend),
+                                                 case.dtype.type)}
     if result_id not in checks:
         raise UsageError(f"result_id={result_id!r} is not a known result; "
                          f"known: {', '.join(checks)}")
@@ -117,6 +121,9 @@ def _judge_once(check: Check, backend: Backend, oracle: MpmathBackend,
         names = ", ".join(sorted(c.value for c in missing))
         return NotApplicable(check.result_id,
                              f"the backend does not declare {names}")
+    if check.strategy is None:
+        return NotApplicable(check.result_id, "the backend cannot represent the "
+                             "networks this result is probed on")
     try:
         return check.judge(backend, oracle, case)
     except BackendMisbehaved as error:
@@ -129,13 +136,22 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
     report = ResultReport(check.result_id, get(check.result_id).title)
     started = time.perf_counter()
     failed_once = False
+    missing = check.needs - backend.capabilities
+    if check.strategy is None or missing:
+        report.status = "not-applicable"
+        report.not_applicable_reason = (
+            "the backend cannot represent the networks this result is probed on"
+            if check.strategy is None else "the backend does not declare "
+            + ", ".join(sorted(c.value for c in missing)))
+        return report
+    strategy = check.strategy
 
     @settings(max_examples=examples, database=None, deadline=None,
               verbosity=Verbosity.quiet, print_blob=False, report_multiple_bugs=False,
               phases=(Phase.explicit, Phase.generate, Phase.shrink),
               suppress_health_check=())
     @hypothesis.seed(seed)
-    @given(check.strategy)
+    @given(strategy)
     def property_test(case: Case) -> None:
         nonlocal failed_once
         outcome = _judge_once(check, backend, oracle, case)
@@ -186,6 +202,7 @@ def run_suite(
     examples: int = DEFAULT_EXAMPLES,
     seed: int = DEFAULT_SEED,
     only: Sequence[str] = (),
+    dtype: type[np.floating] = np.float64,
     oracle: MpmathBackend | None = None,
     on_result: Callable[[SuiteReport], None] | None = None,
 ) -> SuiteReport:
@@ -194,8 +211,9 @@ def run_suite(
     ``on_result`` is called with the report so far after each result, so a
     caller can write it incrementally.
     """
-    chosen = [c for c in all_checks() if not only or c.result_id in only]
-    report = SuiteReport(backend.name, seed, examples)
+    checks = all_checks(_constraints(backend), dtype)
+    chosen = [c for c in checks if not only or c.result_id in only]
+    report = SuiteReport(backend.name, seed, examples, np.dtype(dtype).name)
     oracle = oracle or MpmathBackend()
     for check in chosen:
         logger.info("checking %s on %s", check.result_id, backend.name)
@@ -205,6 +223,12 @@ def run_suite(
             on_result(report)
     report.complete = True
     return report
+
+
+def _constraints(backend: Backend) -> NetworkConstraints | None:
+    """The backend's declared constraints, if it declares any."""
+    constraints = getattr(backend, "constraints", None)
+    return constraints if isinstance(constraints, NetworkConstraints) else None
 
 
 def reproducer(result_id: str, backend_spec: str, case: Case) -> str:
@@ -227,12 +251,10 @@ def reproducer(result_id: str, backend_spec: str, case: Case) -> str:
         f"    inputs={_array(case.inputs)},",
         f"    targets={_array(case.targets)},",
         f"    probe_seed={case.probe_seed},",
-        ")",
+        f"){'' if case.dtype == np.float64 else '.astype(np.' + case.dtype.name + ')'}",
         f"print(judge({result_id!r}, load_backend({backend_spec!r}), case))",
     ])
 
 
 def _array(array: object) -> str:
-    import numpy as np
-
     return f"np.array({np.asarray(array).tolist()!r})"

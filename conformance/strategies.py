@@ -19,6 +19,7 @@ import numpy as np
 from hypothesis import event, target
 from hypothesis import strategies as st
 
+from impl._protocol import NetworkConstraints
 from spec import Activation, FloatArray, Loss, Network, Parameters
 
 MAX_DEPTH = 6
@@ -50,6 +51,25 @@ class Case:
     probe_seed: int = 0
 
     @property
+    def dtype(self) -> np.dtype[np.floating]:
+        """The float format of the case's arrays (the run's dtype)."""
+        return self.inputs.dtype
+
+    def astype(self, dtype: type[np.floating]) -> Case:
+        """The same case with every number rounded to ``dtype``.
+
+        The oracle then works from the exact values of the rounded numbers,
+        so a float32 run is judged on exactly what the backend received.
+        """
+        def cast(array: FloatArray) -> FloatArray:
+            return np.asarray(array, dtype=dtype)
+
+        return Case(self.network,
+                    Parameters(tuple(cast(w) for w in self.parameters.weights),
+                               tuple(cast(b) for b in self.parameters.biases)),
+                    cast(self.inputs), cast(self.targets), self.probe_seed)
+
+    @property
     def batch_size(self) -> int:
         """Rows of the batch."""
         return int(self.inputs.shape[0])
@@ -68,24 +88,81 @@ def networks(
     max_width: int = MAX_WIDTH,
     activations: tuple[Activation, ...] = tuple(Activation),
     losses: tuple[Loss, ...] = tuple(Loss),
+    constraints: NetworkConstraints | None = None,
 ) -> Network:
     """Networks of ``min_depth``-``max_depth`` layers, widths 1-``max_width``.
 
     Half the draws use one width throughout, so every weight matrix is square
     (a transposed gradient then has the right shape and only its values can
-    expose it).
+    expose it). ``constraints`` narrows the draw, by construction, to the
+    networks a backend can represent; :func:`supported` says beforehand
+    whether any remain.
     """
-    depth = draw(st.integers(min_depth, max_depth))
+    limits = _Limits.of(constraints, min_depth, max_depth, max_width, activations,
+                        losses)
+    loss = draw(st.sampled_from(limits.losses))
+    depth = draw(st.integers(limits.min_depth, limits.max_depth))
     if draw(st.booleans()):
-        width = draw(st.integers(1, max_width))
+        width = draw(st.integers(limits.min_output_width, limits.max_width))
         widths = (width,) * (depth + 1)
         event("square layers")
     else:
-        widths = tuple(draw(st.integers(1, max_width)) for _ in range(depth + 1))
-    chosen = tuple(draw(st.sampled_from(activations)) for _ in range(depth))
-    loss = draw(st.sampled_from(losses))
+        widths = tuple(draw(st.integers(1, limits.max_width)) for _ in range(depth))
+        widths += (draw(st.integers(limits.min_output_width, limits.max_width)),)
+    if limits.same_hidden and depth > 1:
+        hidden = (draw(st.sampled_from(limits.hidden)),) * (depth - 1)
+    else:
+        hidden = tuple(draw(st.sampled_from(limits.hidden)) for _ in range(depth - 1))
+    chosen = hidden + (draw(st.sampled_from(limits.output[loss])),)
     _events(widths, chosen, loss)
     return Network(widths, chosen, loss)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """The intersection of a strategy's arguments and a backend's constraints."""
+
+    min_depth: int
+    max_depth: int
+    max_width: int
+    min_output_width: int
+    hidden: tuple[Activation, ...]
+    output: dict[Loss, tuple[Activation, ...]]
+    losses: tuple[Loss, ...]
+    same_hidden: bool
+
+    @staticmethod
+    def of(constraints: NetworkConstraints | None, min_depth: int, max_depth: int,
+           max_width: int, activations: tuple[Activation, ...],
+           losses: tuple[Loss, ...]) -> _Limits:
+        c = constraints or NetworkConstraints()
+        hidden = tuple(a for a in activations if a in c.activations)
+        output = {loss: tuple(a for a in activations
+                              if a in c.output_activations.get(loss, frozenset()))
+                  for loss in losses}
+        low = max(min_depth, c.min_depth)
+        high = min(max_depth, c.max_depth or max_depth)
+        if not hidden:
+            high = min(high, 1)
+        usable = tuple(loss for loss in losses if output[loss])
+        return _Limits(low, high, min(max_width, c.max_width or max_width),
+                       c.min_output_width, hidden, output, usable,
+                       c.same_hidden_activation)
+
+    @property
+    def empty(self) -> bool:
+        return (not self.losses or self.min_depth > self.max_depth
+                or self.min_output_width > self.max_width)
+
+
+def supported(constraints: NetworkConstraints | None, *, min_depth: int = 1,
+              max_depth: int = MAX_DEPTH,
+              activations: tuple[Activation, ...] = tuple(Activation),
+              losses: tuple[Loss, ...] = tuple(Loss)) -> bool:
+    """Whether :func:`networks` with these arguments can draw anything at all."""
+    limits = _Limits.of(constraints, min_depth, max_depth, MAX_WIDTH, activations,
+                        losses)
+    return not limits.empty
 
 
 def _events(widths: tuple[int, ...], chosen: tuple[Activation, ...],
@@ -105,6 +182,8 @@ def cases(
     *,
     min_batch: int = 1,
     max_batch: int = MAX_BATCH,
+    dtype: type[np.floating] = np.float64,
+    probability_targets: bool = False,
 ) -> Case:
     """Cases over ``network_strategy`` (default :func:`networks`).
 
@@ -126,19 +205,21 @@ def cases(
         biases = (np.zeros_like(biases[0]),) + biases[1:]
         inputs[rng.random(inputs.shape) < 0.5] = 0.0
         event("kinks forced (zero inputs and first-layer biases)")
-    targets = _targets(draw, rng, network, batch, input_scale)
+    targets = _targets(draw, rng, network, batch, input_scale, probability_targets)
 
     probe_seed = draw(st.integers(0, 2**16))
     _record_magnitudes(network, weights, biases, inputs, batch)
-    return Case(network, Parameters(weights, biases), inputs, targets, probe_seed)
+    case = Case(network, Parameters(weights, biases), inputs, targets, probe_seed)
+    return case.astype(dtype)
 
 
 def _targets(draw: st.DrawFn, rng: np.random.Generator, network: Network,
-             batch: int, scale: float) -> FloatArray:
+             batch: int, scale: float, probability_targets: bool) -> FloatArray:
     n = network.widths[-1]
     if network.loss is Loss.SQUARED_ERROR:
         return rng.standard_normal((batch, n)) * scale
-    kind = draw(st.sampled_from(TARGET_KINDS))
+    kinds = TARGET_KINDS[:2] if probability_targets else TARGET_KINDS
+    kind = draw(st.sampled_from(kinds))
     event(f"targets {kind}")
     if kind == "one-hot":
         one_hot: FloatArray = np.eye(n)[rng.integers(0, n, size=batch)]
@@ -169,8 +250,16 @@ def single_layer_cases(
     *,
     loss: Loss | None = None,
     activations: tuple[Activation, ...] = (Activation.IDENTITY,),
+    constraints: NetworkConstraints | None = None,
+    dtype: type[np.floating] = np.float64,
 ) -> st.SearchStrategy[Case]:
     """Cases of one layer and one example: the isolating probes of the lemmas."""
     losses = (loss,) if loss is not None else tuple(Loss)
     return cases(networks(min_depth=1, max_depth=1, activations=activations,
-                          losses=losses), min_batch=1, max_batch=1)
+                          losses=losses, constraints=constraints),
+                 min_batch=1, max_batch=1, dtype=dtype,
+                 probability_targets=_probabilities(constraints))
+
+
+def _probabilities(constraints: NetworkConstraints | None) -> bool:
+    return constraints is not None and constraints.targets_sum_to_one

@@ -73,8 +73,12 @@ class NetworkConstraints:
         Every hidden layer uses one activation.
     targets_sum_to_one
         Cross-entropy targets are probability vectors.
-    max_depth
-        Deepest network supported.
+    max_depth, min_depth
+        Deepest and shallowest network supported.
+    max_width
+        Widest layer supported (a scalar engine may be slow past a few).
+    min_output_width
+        Narrowest last layer supported (a classifier may need two classes).
     """
 
     activations: frozenset[Activation] = frozenset(Activation)
@@ -83,6 +87,9 @@ class NetworkConstraints:
     same_hidden_activation: bool = False
     targets_sum_to_one: bool = False
     max_depth: int | None = None
+    min_depth: int = 1
+    max_width: int | None = None
+    min_output_width: int = 1
 
     @property
     def losses(self) -> tuple[Loss, ...]:

@@ -75,7 +75,8 @@ class MpmathBackend:
     name: str = "mpmath"
     capabilities: frozenset[Capability] = field(
         default=frozenset({Capability.INPUT_JACOBIAN, Capability.PARAMETER_JACOBIAN,
-                           Capability.VJP, Capability.JVP}), repr=False)
+                           Capability.VJP, Capability.JVP,
+                           Capability.LAYER_JACOBIANS}), repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.digits, int) or self.digits < 20:
@@ -153,6 +154,17 @@ class MpmathBackend:
         return forward_exact(network, [to_exact(w) for w in parameters.weights],
                              [to_exact(v) for v in parameters.biases],
                              to_exact(x), to_exact(zeros))
+
+    def layer_jacobians(self, network: Network, parameters: Parameters,
+                        x: FloatArray) -> list[FloatArray]:
+        r"""Each layer's :math:`\operatorname{diag}(\sigma'(z_\ell)) W_\ell`, rounded."""
+        with mpmath.workdps(self.digits):
+            forward = self._forward_only(network, parameters, x)
+            return [to_float(np.array([[sigma_prime(activation, zi) * wij for wij in row]
+                                       for zi, row in zip(z, to_exact(W))],
+                                      dtype=object))
+                    for activation, z, W in zip(network.activations, forward.z,
+                                                parameters.weights)]
 
     def input_jacobian(self, network: Network, parameters: Parameters,
                        x: FloatArray) -> FloatArray:

@@ -132,3 +132,21 @@ class ReferenceBackend:
             D = _numeric.sigma_prime(network.activations[ell - 1], state.Z[ell - 1][0])
             tangent = D * (parameters.weights[ell - 1] @ tangent)
         return tangent
+
+    def input_jacobian_forward(self, network: Network, parameters: Parameters,
+                               x: FloatArray) -> FloatArray:
+        """``n_L x n_0``: forward mode, one tangent per input coordinate."""
+        state = self.forward(network, parameters, np.asarray(x)[None, :])
+        T = np.eye(network.widths[0], dtype=np.asarray(x).dtype)
+        for ell in range(1, network.depth + 1):
+            D = _numeric.sigma_prime(network.activations[ell - 1], state.Z[ell - 1][0])
+            T = D[:, None] * (parameters.weights[ell - 1] @ T)
+        return np.asarray(T)
+
+    def layer_jacobians(self, network: Network, parameters: Parameters,
+                        x: FloatArray) -> list[FloatArray]:
+        r"""Each layer's :math:`\operatorname{diag}(\sigma'(z_\ell)) W_\ell`."""
+        state = self.forward(network, parameters, np.asarray(x)[None, :])
+        return [np.asarray(_numeric.sigma_prime(activation, z[0])[:, None] * W)
+                for activation, z, W in zip(network.activations, state.Z,
+                                            parameters.weights)]

@@ -20,7 +20,7 @@ import mpmath
 import numpy as np
 import numpy.typing as npt
 
-from spec._verdict import ExactArray, Result, Verdict, compare, to_exact
+from spec._verdict import ExactArray, Result, Verdict, compare, to_exact, worst_of
 
 RESULT_ID = "jacobian"
 
@@ -193,4 +193,74 @@ JACOBIAN = Result(
     predicate=check_jacobian_entries,
     paper_section="1",
     conventions=("Jacobians are output-by-input", "vec stacks columns"),
+)
+
+
+PRODUCTS_ID = "jacobian.products"
+
+
+def check_jacobian_products(
+    J: ExactArray,
+    u: npt.ArrayLike,
+    v: npt.ArrayLike,
+    claimed_jvp: npt.ArrayLike,
+    claimed_vjp: npt.ArrayLike,
+    *,
+    jvp_bound: npt.ArrayLike,
+    vjp_bound: npt.ArrayLike,
+    adjoint_bound: float,
+) -> Verdict:
+    r"""Judge Jacobian-vector and vector-Jacobian products, and their adjointness.
+
+    .. math::
+
+        \widehat{Jv} = J v,\qquad \widehat{u^\top J} = u^\top J,\qquad
+        \langle u, \widehat{Jv}\rangle = \langle \widehat{J^\top u}, v\rangle.
+
+    The first two compare with the exact Jacobian; the third needs no exact
+    value at all: it holds for any linear map and its transpose, so it
+    catches a reverse mode that is not the transpose of the forward mode.
+
+    Parameters
+    ----------
+    J
+        Exact ``m x n`` Jacobian.
+    u, v
+        ``m`` and ``n`` entries.
+    claimed_jvp, claimed_vjp
+        ``m`` and ``n`` entries.
+    jvp_bound, vjp_bound
+        Allowed absolute errors of each product.
+    adjoint_bound
+        Allowed :math:`|\langle u, \widehat{Jv}\rangle - \langle
+        \widehat{J^\top u}, v\rangle|`.
+    """
+    u_exact, v_exact = to_exact(u), to_exact(v)
+    J = np.asarray(J, dtype=object)
+    jvp_verdict = compare(PRODUCTS_ID, claimed=claimed_jvp, exact=J.dot(v_exact),
+                          bound=jvp_bound, quantity="jvp")
+    vjp_verdict = compare(PRODUCTS_ID, claimed=claimed_vjp, exact=u_exact.dot(J),
+                          bound=vjp_bound, quantity="vjp")
+    left = mpmath.fdot(u_exact, to_exact(claimed_jvp))
+    right = mpmath.fdot(to_exact(claimed_vjp), v_exact)
+    adjoint = compare(PRODUCTS_ID, claimed=[float(left - right)],
+                      exact=np.array([mpmath.mpf(0)], dtype=object),
+                      bound=[adjoint_bound], quantity="adjoint_identity",
+                      detail="<u, Jv> - <J^T u, v> must vanish")
+    return worst_of([jvp_verdict, vjp_verdict, adjoint])
+
+
+JACOBIAN_PRODUCTS = Result(
+    id=PRODUCTS_ID,
+    kind="definition",
+    title="Products with the Jacobian (JVP and VJP)",
+    statement=(
+        r"\operatorname{jvp}(x, v) = J_f(x)\, v,\quad "
+        r"\operatorname{vjp}(x, u) = u^\top J_f(x),\quad "
+        r"\langle u, J v\rangle = \langle J^\top u, v\rangle"
+    ),
+    hypotheses=(r"$f$ is differentiable at $x$; $u \in \mathbb{R}^m$, "
+                r"$v \in \mathbb{R}^n$.",),
+    predicate=check_jacobian_products,
+    paper_section="1",
 )

@@ -11,7 +11,7 @@ from spec.backprop import BATCH_MEAN, DELTA_RECURSION
 from spec.chain_rule import CHAIN_RULE
 from spec.cost import COST
 from spec.gradient_product import GRADIENT_PRODUCT
-from spec.jacobian import JACOBIAN
+from spec.jacobian import JACOBIAN, JACOBIAN_PRODUCTS
 from spec.layer_jacobians import ACTIVATION_LAYER, AFFINE_LAYER, SOFTMAX_LAYER
 from spec.loss_gradient import SOFTMAX_CROSS_ENTROPY, SQUARED_ERROR
 from spec.total_derivative import TOTAL_DERIVATIVE
@@ -19,6 +19,7 @@ from spec.total_derivative import TOTAL_DERIVATIVE
 RESULTS: tuple[Result, ...] = (
     TOTAL_DERIVATIVE,
     JACOBIAN,
+    JACOBIAN_PRODUCTS,
     CHAIN_RULE,
     AFFINE_LAYER,
     ACTIVATION_LAYER,

@@ -57,8 +57,10 @@ class TorchBackend:
             self.torch = _import_torch()
 
     def _tensor(self, array: FloatArray, grad: bool = False) -> Any:
-        return self.torch.tensor(np.array(array, dtype=np.float64),
-                                 dtype=self.torch.float64, requires_grad=grad)
+        """A tensor of the array's own dtype (float64, or float32 in such runs)."""
+        values = np.array(array)
+        dtype = self.torch.float32 if values.dtype == np.float32 else self.torch.float64
+        return self.torch.tensor(values, dtype=dtype, requires_grad=grad)
 
     def _activate(self, activation: Activation, z: Any) -> Any:
         torch = self.torch
@@ -103,7 +105,7 @@ class TorchBackend:
         grads = self.torch.autograd.grad(loss, weights + biases)
         L = network.depth
         return LossAndGradients(
-            float(loss.item()),
+            loss.detach().numpy()[()],
             Parameters(tuple(g.detach().numpy().copy() for g in grads[:L]),
                        tuple(g.detach().numpy().copy() for g in grads[L:])))
 
@@ -117,7 +119,7 @@ class TorchBackend:
         """``torch.autograd.functional.jacobian`` of the network map."""
         J = self.torch.autograd.functional.jacobian(
             self._input_map(network, parameters), self._tensor(x))
-        return np.asarray(J.detach().numpy(), dtype=np.float64)
+        return np.asarray(J.detach().numpy())
 
     def parameter_jacobian(self, network: Network, parameters: Parameters,
                            x: FloatArray) -> FloatArray:
@@ -144,18 +146,43 @@ class TorchBackend:
             dW = parts[2 * ell].detach().numpy()
             blocks.append(dW.transpose(0, 2, 1).reshape(n_out, -1))
             blocks.append(parts[2 * ell + 1].detach().numpy())
-        return np.asarray(np.concatenate(blocks, axis=1), dtype=np.float64)
+        return np.asarray(np.concatenate(blocks, axis=1))
 
     def vjp(self, network: Network, parameters: Parameters, x: FloatArray,
             u: FloatArray) -> FloatArray:
         """``torch.autograd.functional.vjp``."""
         _, result = self.torch.autograd.functional.vjp(
             self._input_map(network, parameters), self._tensor(x), self._tensor(u))
-        return np.asarray(result.detach().numpy(), dtype=np.float64)
+        return np.asarray(result.detach().numpy())
 
     def jvp(self, network: Network, parameters: Parameters, x: FloatArray,
             v: FloatArray) -> FloatArray:
         """``torch.autograd.functional.jvp``."""
         _, result = self.torch.autograd.functional.jvp(
             self._input_map(network, parameters), self._tensor(x), self._tensor(v))
-        return np.asarray(result.detach().numpy(), dtype=np.float64)
+        return np.asarray(result.detach().numpy())
+
+    def input_jacobian_forward(self, network: Network, parameters: Parameters,
+                               x: FloatArray) -> FloatArray:
+        """``torch.func.jacfwd`` of the network map (forward mode)."""
+        J = self.torch.func.jacfwd(self._input_map(network, parameters))(
+            self._tensor(x))
+        return np.asarray(J.detach().numpy())
+
+    def layer_jacobians(self, network: Network, parameters: Parameters,
+                        x: FloatArray) -> list[FloatArray]:
+        """Each layer's Jacobian by ``torch.autograd.functional.jacobian``."""
+        jacobian = self.torch.autograd.functional.jacobian
+        a = self._tensor(x)
+        result = []
+        for W, b, activation in zip(parameters.weights, parameters.biases,
+                                    network.activations):
+            W_t, b_t = self._tensor(W), self._tensor(b)
+
+            def layer(v: Any, W_t: Any = W_t, b_t: Any = b_t,
+                      activation: Activation = activation) -> Any:
+                return self._activate(activation, W_t @ v + b_t)
+
+            result.append(np.asarray(jacobian(layer, a).detach().numpy()))
+            a = layer(a)
+        return result
