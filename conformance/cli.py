@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from conformance.report import render_failures, render_table, write_json
+import numpy as np
+
+from conformance.matrix import list_backends, run_matrix
 from conformance.runner import DEFAULT_EXAMPLES, DEFAULT_SEED, run_suite
-from impl import load_backend
+from impl import MpmathBackend, load_backend
+from impl.oracle import DEFAULT_DIGITS
 from spec import RESULTS
 from spec.errors import BackpropSpecError
 
@@ -29,6 +33,9 @@ examples:
   python -m conformance --backend torch          judge PyTorch autograd
   python -m conformance --backend mymod:backend  judge your own code
   python -m conformance --examples 200 --seed 7 --report report.json
+  python -m conformance --backend torch --dtype float32
+  python -m conformance --list                   which backends are available here
+  python -m conformance matrix                   every available backend, as a table
 """
 
 
@@ -58,6 +65,16 @@ def _seed(text: str) -> int:
     return value
 
 
+DTYPES: dict[str, type[np.floating]] = {"float64": np.float64, "float32": np.float32}
+
+
+def _digits(text: str) -> int:
+    value = _positive(text)
+    if value < 20:
+        raise argparse.ArgumentTypeError(f"expected at least 20, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = _Parser(
@@ -72,8 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"examples per result (default: {DEFAULT_EXAMPLES})")
     parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
                         help=f"Hypothesis seed (default: {DEFAULT_SEED})")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float64",
+                        help="precision the backend computes in; the error bound "
+                        "is scaled to its rounding (default: float64)")
+    parser.add_argument("--oracle-digits", type=_digits, default=DEFAULT_DIGITS,
+                        metavar="N", help="significant digits of the mpmath oracle "
+                        f"(default: {DEFAULT_DIGITS}, at least 20)")
     parser.add_argument("--report", type=Path, metavar="FILE",
                         help="also write the report as JSON to FILE")
+    parser.add_argument("--list", action="store_true",
+                        help="list every known backend, whether it can be "
+                        "loaded here, and why not; then exit")
     parser.add_argument("--only", action="append", default=[], metavar="RESULT_ID",
                         choices=[r.id for r in RESULTS],
                         help="check only this result (repeatable)")
@@ -84,9 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["matrix"]:
+        return run_matrix(arguments[1:])
+    args = build_parser().parse_args(arguments)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.list:
+        print(list_backends())
+        return EXIT_CONFORMANT
     if args.report is not None and not args.report.parent.exists() and \
             str(args.report.parent):
         print(f"python -m conformance: error: --report {args.report}: folder "
@@ -104,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         report = run_suite(backend, backend_spec=args.backend, examples=args.examples,
-                           seed=args.seed, only=args.only, on_result=save)
+                           seed=args.seed, only=args.only, dtype=DTYPES[args.dtype],
+                           oracle=MpmathBackend(args.oracle_digits), on_result=save)
     except KeyboardInterrupt:
         print("\ninterrupted; the report file holds every result finished so far "
               "(marked incomplete)", file=sys.stderr)

@@ -48,7 +48,7 @@ def matmul(A: FloatArray, B: FloatArray, counter: OperationCounter | None) -> \
         rows = A.shape[0] if A.ndim > 1 else 1
         cols = B.shape[-1] if B.ndim > 1 else 1
         counter.add(rows * inner * cols)
-    return np.asarray(A @ B, dtype=np.float64)
+    return np.asarray(A @ B)
 
 
 def elementwise(result: FloatArray, counter: OperationCounter | None) -> FloatArray:

@@ -52,14 +52,15 @@ class JacobianProductBackend:
         B = inputs.shape[0]
         weights = [np.zeros_like(W) for W in parameters.weights]
         biases = [np.zeros_like(b) for b in parameters.biases]
-        total = 0.0
+        total = inputs.dtype.type(0)
         for k in range(B):
             loss, dW, db = self._example(network, parameters, inputs[k], targets[k])
             total += loss
             for ell in range(network.depth):
                 weights[ell] += dW[ell] / B
                 biases[ell] += db[ell] / B
-        return LossAndGradients(total / B, Parameters(tuple(weights), tuple(biases)))
+        return LossAndGradients(float(total / B),
+                                Parameters(tuple(weights), tuple(biases)))
 
     def _example(self, network: Network, parameters: Parameters, x: FloatArray,
                  y: FloatArray) -> tuple[float, list[FloatArray], list[FloatArray]]:
@@ -78,8 +79,8 @@ class JacobianProductBackend:
         weights, biases = [], []
         for ell in range(1, network.depth + 1):
             m = network.widths[ell]
-            kron = np.asarray(np.kron(a_list[ell - 1][None, :], np.eye(m)),
-                              dtype=np.float64)
+            kron = np.asarray(np.kron(a_list[ell - 1][None, :],
+                                      np.eye(m, dtype=x.dtype)))
             M_W = matmul(D[ell - 1], kron, self.counter)
             M_b = D[ell - 1].copy()
             for k in range(ell + 1, network.depth + 1):
@@ -94,7 +95,7 @@ class JacobianProductBackend:
     def _forward(self, network: Network, parameters: Parameters, x: FloatArray) -> \
             tuple[list[FloatArray], list[FloatArray]]:
         z_list: list[FloatArray] = []
-        a_list: list[FloatArray] = [np.asarray(x, dtype=np.float64)]
+        a_list: list[FloatArray] = [np.asarray(x)]
         for W, b, activation in zip(parameters.weights, parameters.biases,
                                     network.activations):
             z = elementwise(matmul(W, a_list[-1], self.counter) + b, self.counter)

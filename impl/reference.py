@@ -51,7 +51,7 @@ class ReferenceBackend:
                 inputs: FloatArray) -> _Forward:
         """Every layer's pre-activations and activations, batch as rows."""
         Z: list[FloatArray] = []
-        A: list[FloatArray] = [np.asarray(inputs, dtype=np.float64)]
+        A: list[FloatArray] = [np.asarray(inputs)]
         for W, b, activation in zip(parameters.weights, parameters.biases,
                                     network.activations):
             z = elementwise(matmul(A[-1], W.T, self.counter) + b, self.counter)
@@ -87,7 +87,7 @@ class ReferenceBackend:
             D = _numeric.sigma_prime(network.activations[ell - 1], state.Z[ell - 1])
             delta = elementwise(D * G, self.counter)
             weights[ell - 1] = matmul(delta.T, state.A[ell - 1], self.counter)
-            biases[ell - 1] = np.asarray(delta.sum(axis=0), dtype=np.float64)
+            biases[ell - 1] = np.asarray(delta.sum(axis=0))
             if ell > 1:
                 G = matmul(delta, parameters.weights[ell - 1], self.counter)
         return weights, biases
@@ -95,39 +95,38 @@ class ReferenceBackend:
     def input_jacobian(self, network: Network, parameters: Parameters,
                        x: FloatArray) -> FloatArray:
         """``n_L x n_0``: reverse mode with one cotangent per output unit."""
-        G = np.eye(network.widths[-1])
+        G = np.eye(network.widths[-1], dtype=np.asarray(x).dtype)
         state = self.forward(network, parameters, np.asarray(x)[None, :])
         for ell in range(network.depth, 0, -1):
             D = _numeric.sigma_prime(network.activations[ell - 1], state.Z[ell - 1])
             G = (D * G) @ parameters.weights[ell - 1]
-        return np.asarray(G, dtype=np.float64)
+        return np.asarray(G)
 
     def parameter_jacobian(self, network: Network, parameters: Parameters,
                            x: FloatArray) -> FloatArray:
         r"""``n_L x P``, columns :math:`\operatorname{vec}W_1, b_1, \dots`."""
         state = self.forward(network, parameters, np.asarray(x)[None, :])
-        rows = np.eye(network.widths[-1])
+        rows = np.eye(network.widths[-1], dtype=np.asarray(x).dtype)
         blocks: list[FloatArray] = []
         G = rows
         for ell in range(network.depth, 0, -1):
             D = _numeric.sigma_prime(network.activations[ell - 1], state.Z[ell - 1])
             delta = D * G
-            kron = np.asarray(np.kron(state.A[ell - 1], delta), dtype=np.float64)
+            kron = np.asarray(np.kron(state.A[ell - 1], delta))
             blocks = [kron, delta] + blocks
             G = delta @ parameters.weights[ell - 1]
-        return np.asarray(np.concatenate(blocks, axis=1), dtype=np.float64)
+        return np.asarray(np.concatenate(blocks, axis=1))
 
     def vjp(self, network: Network, parameters: Parameters, x: FloatArray,
             u: FloatArray) -> FloatArray:
         r""":math:`u^\top J_x`, by one reverse sweep."""
-        return np.asarray(np.asarray(u) @ self.input_jacobian(network, parameters, x),
-                          dtype=np.float64)
+        return np.asarray(np.asarray(u) @ self.input_jacobian(network, parameters, x))
 
     def jvp(self, network: Network, parameters: Parameters, x: FloatArray,
             v: FloatArray) -> FloatArray:
         r""":math:`J_x v`, by one forward sweep of tangents."""
         state = self.forward(network, parameters, np.asarray(x)[None, :])
-        tangent = np.asarray(v, dtype=np.float64)
+        tangent = np.asarray(v)
         for ell in range(1, network.depth + 1):
             D = _numeric.sigma_prime(network.activations[ell - 1], state.Z[ell - 1][0])
             tangent = D * (parameters.weights[ell - 1] @ tangent)

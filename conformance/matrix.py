@@ -1,0 +1,184 @@
+"""``python -m conformance matrix``: every available backend, result by result.
+
+Writes a Markdown table (backend x result: verdict and worst error in units
+of the bound), the same as JSON, and each failure's minimal reproducer. With
+``--readme`` it also replaces the block between the matrix markers in a
+README, so the published matrix is always generated output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from conformance.report import VERDICT_WORDS, to_json
+from conformance.runner import DEFAULT_EXAMPLES, DEFAULT_SEED, SuiteReport, run_suite
+from impl import builtin_backends, load_backend
+from spec import RESULTS, Violated
+from spec.errors import BackpropSpecError
+
+logger = logging.getLogger(__name__)
+
+README_START = "<!-- conformance-matrix:start -->"
+README_END = "<!-- conformance-matrix:end -->"
+
+
+def availability() -> list[tuple[str, str, str]]:
+    """``(name, "yes" or "no", where it lives or why it cannot load)`` per backend."""
+    rows = []
+    for name, target in builtin_backends().items():
+        try:
+            load_backend(name)
+        except BackpropSpecError as error:
+            rows.append((name, "no", str(error)))
+        except Exception as error:  # noqa: BLE001 - a broken install is reported
+            rows.append((name, "no", f"{type(error).__name__}: {error}"))
+        else:
+            rows.append((name, "yes", target))
+    return rows
+
+
+def list_backends() -> str:
+    """The text of ``python -m conformance --list``."""
+    rows = availability()
+    width = max(len(name) for name, _, _ in rows)
+    lines = [f"{'backend'.ljust(width)}  available  where / why not"]
+    lines += [f"{name.ljust(width)}  {ok.ljust(9)}  {detail}" for name, ok, detail in rows]
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from conformance.cli import _Parser, _positive, _seed
+
+    parser = _Parser(prog="python -m conformance matrix",
+                     description="Run every available backend and write the "
+                     "conformance matrix as Markdown and JSON.")
+    parser.add_argument("--examples", type=_positive, default=DEFAULT_EXAMPLES)
+    parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED)
+    parser.add_argument("--out", type=Path, default=Path("docs/matrix"),
+                        help="folder for matrix.md and matrix.json "
+                        "(default: docs/matrix)")
+    parser.add_argument("--backends", default="",
+                        help="comma-separated names (default: every known one)")
+    parser.add_argument("--readme", type=Path, metavar="FILE",
+                        help="also replace the matrix block of this README")
+    return parser
+
+
+def run_matrix(argv: Sequence[str]) -> int:
+    """Run the matrix command; exit 0 whether or not backends conform."""
+    args = _parser().parse_args(list(argv))
+    wanted = [n for n in args.backends.split(",") if n] or list(builtin_backends())
+    unknown = [n for n in wanted if n not in builtin_backends()]
+    if unknown:
+        print(f"python -m conformance matrix: error: unknown backend(s) "
+              f"{', '.join(unknown)}; see python -m conformance --list",
+              file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    reports, missing = _run_all(wanted, args.examples, args.seed)
+    markdown = render_matrix(reports, missing, args.examples, args.seed)
+    (args.out / "matrix.md").write_text(markdown, encoding="utf-8")
+    (args.out / "matrix.json").write_text(json.dumps(
+        _matrix_json(reports, missing), indent=2) + "\n", encoding="utf-8")
+    if args.readme is not None:
+        update_readme(args.readme, markdown)
+    print(markdown)
+    return 0
+
+
+def _run_all(names: list[str], examples: int, seed: int) -> \
+        tuple[list[tuple[SuiteReport, float]], dict[str, str]]:
+    reports: list[tuple[SuiteReport, float]] = []
+    missing: dict[str, str] = {}
+    for name in names:
+        try:
+            backend = load_backend(name)
+        except BackpropSpecError as error:
+            missing[name] = str(error)
+            continue
+        started = time.perf_counter()
+        print(f"running {name} ...", file=sys.stderr)
+        report = run_suite(backend, backend_spec=name, examples=examples, seed=seed)
+        reports.append((report, time.perf_counter() - started))
+    return reports, missing
+
+
+def _cell(report: SuiteReport, result_id: str) -> str:
+    for result in report.results:
+        if result.result_id != result_id:
+            continue
+        word = VERDICT_WORDS[result.status]
+        if result.status == "not-applicable":
+            return "n/a"
+        if result.counterexample and isinstance(result.counterexample.outcome,
+                                                Violated):
+            worst = result.counterexample.outcome.worst_error_in_bounds
+        else:
+            worst = result.worst_error_in_bounds
+        return f"{word} ({worst:.2g})" if result.status != "error" else word
+    return ""
+
+
+def render_matrix(reports: list[tuple[SuiteReport, float]], missing: dict[str, str],
+                  examples: int, seed: int) -> str:
+    """The Markdown matrix: one row per backend, one column per result."""
+    ids = [r.id for r in RESULTS]
+    lines = [f"Generated by `python -m conformance matrix` ({examples} examples "
+             f"per result, seed {seed}). Cells: verdict (worst error in units of "
+             "the bound); n/a = not applicable to that backend.", "",
+             "| backend | verdict | time (s) | " + " | ".join(f"`{i}`" for i in ids)
+             + " |", "|" + "---|" * (len(ids) + 3)]
+    for report, seconds in reports:
+        verdict = "conformant" if report.conformant else "**not conformant**"
+        cells = " | ".join(_cell(report, i) for i in ids)
+        lines.append(f"| {report.backend} | {verdict} | {seconds:.1f} | {cells} |")
+    if missing:
+        lines += ["", "Not run here:", ""]
+        lines += [f"- `{name}`: {why}" for name, why in missing.items()]
+    failures = _failures(reports)
+    if failures:
+        lines += ["", "Minimal counterexamples:", ""] + failures
+    return "\n".join(lines) + "\n"
+
+
+def _failures(reports: list[tuple[SuiteReport, float]]) -> list[str]:
+    lines: list[str] = []
+    for report, _ in reports:
+        for result in report.results:
+            if not result.failed or result.counterexample is None:
+                continue
+            outcome = result.counterexample.outcome
+            text = outcome.describe() if isinstance(outcome, Violated) else \
+                outcome.message
+            lines += [f"- **{report.backend}**, `{result.result_id}`: {text}", "",
+                      "  ```python"]
+            lines += ["  " + line for line in
+                      result.counterexample.reproducer.splitlines()]
+            lines += ["  ```", ""]
+    return lines
+
+
+def _matrix_json(reports: list[tuple[SuiteReport, float]],
+                 missing: dict[str, str]) -> dict[str, Any]:
+    return {"backends": [dict(to_json(report), seconds=round(seconds, 2))
+                         for report, seconds in reports],
+            "not_run": missing}
+
+
+def update_readme(path: Path, markdown: str) -> None:
+    """Replace the text between the matrix markers of ``path`` by ``markdown``."""
+    text = path.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f"python -m conformance matrix: error: {path} has no "
+                         f"{README_START} ... {README_END} block to replace")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    path.write_text(f"{head}{README_START}\n{markdown}{README_END}{tail}",
+                    encoding="utf-8")
