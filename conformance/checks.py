@@ -34,6 +34,7 @@ from impl.oracle import ExactBatch
 from impl._counting import OperationCounter
 from spec import (
     Activation,
+    Holds,
     compare,
     ExactArray,
     FloatArray,
@@ -295,7 +296,12 @@ def _one_sided_gradients(case: Case, side: str) -> list[FloatArray]:
 
 def judge_total_derivative(backend: Backend, oracle: MpmathBackend,
                            case: Case) -> Verdict:
-    """The returned gradient is the derivative of the exact loss (Taylor test)."""
+    """The returned gradient is the derivative of the exact loss (Taylor test).
+
+    One Taylor-remainder test per parameter block (each layer's ``W`` and
+    ``b``), along a random direction within that block, so a failure names
+    the layer and the parameter whose gradient is not the derivative.
+    """
     result_id = total_derivative_spec.RESULT_ID
     reason = kink_reason(case, oracle)
     if reason:
@@ -303,19 +309,37 @@ def judge_total_derivative(backend: Backend, oracle: MpmathBackend,
     answer = call_backend(backend, case, result_id)
     theta = _flatten(case.parameters)
     g = _flatten(answer.gradients)
-    h = np.random.default_rng(case.probe_seed).standard_normal(theta.size)
-
+    rng = np.random.default_rng(case.probe_seed)
     exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
-    bounds = BoundCalculator(case.network, case.parameters, case.dtype.type).batch(exact, case.targets)
+    bounds = BoundCalculator(case.network, case.parameters,
+                             case.dtype.type).batch(exact, case.targets)
     bound_g = _flatten(Parameters(tuple(bounds.weight_gradients),
                                   tuple(bounds.bias_gradients)))
-    allowed = float(np.abs(h) @ bound_g)
 
     def loss_of(flat: ExactArray) -> ExactArray:
         return np.array([_exact_batch_loss(case, flat)], dtype=object)
 
-    return total_derivative_spec.check_total_derivative(
-        loss_of, theta, g[None, :], h, bound=[allowed], quantity="loss_gradient")
+    verdicts: list[Verdict] = []
+    for layer_index, quantity, block in _blocks(case.network):
+        h = np.zeros(theta.size)
+        h[block] = rng.standard_normal(block.stop - block.start)
+        verdict = total_derivative_spec.check_total_derivative(
+            loss_of, theta, g[None, :], h, bound=[float(np.abs(h) @ bound_g)],
+            quantity=quantity, layer_index=layer_index)
+        verdicts.append(verdict)
+    return worst_of(verdicts)
+
+
+def _blocks(network: Network) -> list[tuple[int, str, slice]]:
+    """``(layer, "weight_gradient" | "bias_gradient", slice)`` of the flat vector."""
+    blocks, start = [], 0
+    for ell in range(1, network.depth + 1):
+        m, n = network.weight_shape(ell)
+        blocks.append((ell, "weight_gradient", slice(start, start + m * n)))
+        start += m * n
+        blocks.append((ell, "bias_gradient", slice(start, start + m)))
+        start += m
+    return blocks
 
 
 def _flatten(parameters: Parameters) -> FloatArray:
@@ -624,21 +648,44 @@ def judge_softmax_layer(backend: Backend, oracle: MpmathBackend, case: Case) -> 
                             dtype=object)
         return layer_jacobians.check_softmax_layer(
             logits, upstream, answer.gradients.biases[0],
-            bound=bounds.bias_gradients[0])
+            bound=bounds.bias_gradients[0], layer_index=1)
 
 
 def _judge_loss(loss: Loss) -> Callable[[Backend, MpmathBackend, Case], Verdict]:
     def judge(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
-        """One identity layer: the bias gradient is the loss gradient at a = W x + b."""
+        r"""One identity layer: the loss gradient at a = W x + b.
+
+        The loss gradient reaches the parameters by two routes: the bias
+        gradient (through :math:`J_b = I`) and, where the input is not zero,
+        the weight gradient (through :math:`a^\top \otimes I`). The lemma holds
+        when either route shows it; a mistake confined to one parameter's
+        Jacobian is then left to the affine-layer lemma, while a wrong loss
+        gradient fails both routes.
+        """
         result_id = (loss_spec.SQUARED_ERROR_ID if loss is Loss.SQUARED_ERROR
                      else loss_spec.CROSS_ENTROPY_ID)
         answer = call_backend(backend, case, result_id)
         exact, bounds = _single_example_bounds(case, oracle)
         example = exact.examples[0]
+        x = case.inputs[0]
         with mpmath.workdps(oracle.digits):
-            return loss_spec.check_loss_gradient(
+            through_bias = loss_spec.check_loss_gradient(
                 loss, example.forward.a[-1], to_exact(case.targets[0]),
-                answer.gradients.biases[0], bound=bounds.bias_gradients[0])
+                answer.gradients.biases[0], bound=bounds.bias_gradients[0],
+                layer_index=1)
+            if isinstance(through_bias, Holds):
+                return through_bias
+            if not np.any(x != 0):
+                return NotApplicable(result_id, "the input is zero, so the loss "
+                                     "gradient reaches the parameters only through "
+                                     "the bias gradient, which disagrees; that is "
+                                     "judged under layer-jacobian.affine")
+            through_weights = loss_spec.check_loss_gradient_through_weights(
+                loss, example.forward.a[-1], case.targets[0], x,
+                answer.gradients.weights[0], bound=bounds.weight_gradients[0])
+        if isinstance(through_weights, Holds):
+            return through_weights
+        return worst_of([through_bias, through_weights])
     return judge
 
 

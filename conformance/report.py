@@ -40,8 +40,30 @@ def render_table(report: SuiteReport) -> str:
                      "violated")
     else:
         lines.append(f"NOT conformant: {len(failed)} of {len(report.results)} "
-                     f"results failed; the earliest is {failed[0].result_id}")
+                     f"results failed; the most specific is "
+                     f"{most_specific(failed).result_id}")
     return "\n".join(lines)
+
+
+SPECIFICITY = (
+    "loss-gradient.squared-error", "loss-gradient.softmax-cross-entropy",
+    "layer-jacobian.affine", "layer-jacobian.activation", "layer-jacobian.softmax",
+    "backprop.delta-recursion", "gradient-product", "backprop.batch-mean",
+    "jacobian.products", "chain-rule", "jacobian", "total-derivative", "cost",
+)
+"""Results from the narrowest probe to the widest: the loss lemmas first (read
+through the weight gradient, they involve no other Jacobian), then the layer
+lemmas, judged on one layer and one example, the theorems on deep networks, then batches; the
+definitions on any network. A mistake is best explained by the narrowest
+result it violates."""
+
+
+def most_specific(failed: list[ResultReport]) -> ResultReport:
+    """The failed result whose probe is narrowest (see :data:`SPECIFICITY`)."""
+    def rank(result: ResultReport) -> int:
+        ids = list(SPECIFICITY)
+        return ids.index(result.result_id) if result.result_id in ids else len(ids)
+    return min(failed, key=rank)
 
 
 def _worst(result: ResultReport) -> str:

@@ -18,7 +18,7 @@ from spec import Activation, FloatArray, Loss, LossAndGradients, Network, Parame
 
 
 class Capability(str, enum.Enum):
-    """Optional abilities a backend may declare.
+    r"""Optional abilities a backend may declare.
 
     INPUT_JACOBIAN
         ``input_jacobian(network, parameters, x)``: the ``n_L x n_0`` Jacobian

@@ -277,7 +277,7 @@ def compare(
 
 
 def _ratios(errors: FloatArray, bounds: FloatArray) -> FloatArray:
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratios = np.where(errors == 0.0, 0.0, errors / bounds)
     return np.where(np.isnan(ratios), np.inf, ratios).astype(np.float64)
 

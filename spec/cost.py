@@ -67,6 +67,8 @@ def check_cost(counts: Sequence[OperationCounts]) -> Verdict:
     counts
         At least two measurements at distinct depths.
 
+    Examples
+    --------
     >>> check_cost([OperationCounts(1, 4, 30, 80, 200),
     ...             OperationCounts(8, 4, 240, 640, 9000)]).worst_error_in_bounds
     0.888...

@@ -66,6 +66,8 @@ def partial_derivative(
         exposes cancellation inside ``f``; the precision is doubled, up to
         :data:`RETRIES` times, while that estimate exceeds ``accuracy``.
 
+    Examples
+    --------
     >>> f = lambda v: np.array([v[0] * v[1]], dtype=object)
     >>> value, error = partial_derivative(f, to_exact([2.0, 5.0]), 0, 1)
     >>> float(value), error < 1e-25
@@ -141,6 +143,8 @@ def check_jacobian_entries(
     bound
         Allowed absolute errors, one per entry of ``entries``.
 
+    Examples
+    --------
     >>> f = lambda v: np.array([v[0] ** 3], dtype=object)
     >>> check_jacobian_entries(f, [2.0], [[12.0]], [(0, 0)], bound=[1e-20]).compared
     1

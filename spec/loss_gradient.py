@@ -66,9 +66,47 @@ def check_loss_gradient(
         Allowed absolute errors.
     """
     result_id = SQUARED_ERROR_ID if loss is Loss.SQUARED_ERROR else CROSS_ENTROPY_ID
-    expected = loss_gradient(loss, list(to_exact(a)), list(to_exact(y)))
+    expected = loss_gradient(loss, list(_as_exact(a)), list(to_exact(y)))
     return compare(result_id, claimed=claimed, exact=expected, bound=bound,
                    quantity=quantity, layer_index=layer_index)
+
+
+def check_loss_gradient_through_weights(
+    loss: Loss,
+    a: npt.ArrayLike,
+    y: npt.ArrayLike,
+    x: npt.ArrayLike,
+    claimed_weight_gradient: npt.ArrayLike,
+    *,
+    bound: npt.ArrayLike,
+    layer_index: int | None = 1,
+) -> Verdict:
+    r"""Judge the loss gradient as it appears in a one-layer weight gradient.
+
+    For one identity layer :math:`a = W x + b`, the weight gradient is
+    :math:`\nabla_a\ell\, x^\top`, so where :math:`x \ne 0` it carries the
+    loss gradient without passing through the bias Jacobian: a mistake in
+    :math:`J_b` alone then leaves this verdict holding.
+
+    Parameters
+    ----------
+    a, y, x
+        Output (``m``), target (``m``), input (``n``).
+    claimed_weight_gradient
+        ``m x n``.
+    bound
+        Allowed absolute errors, broadcastable to ``m x n``.
+    """
+    result_id = SQUARED_ERROR_ID if loss is Loss.SQUARED_ERROR else CROSS_ENTROPY_ID
+    g = loss_gradient(loss, list(_as_exact(a)), list(to_exact(y)))
+    expected = np.outer(g, to_exact(x)).astype(object)
+    return compare(result_id, claimed=claimed_weight_gradient, exact=expected,
+                   bound=bound, quantity="weight_gradient", layer_index=layer_index)
+
+
+def _as_exact(values: npt.ArrayLike) -> ExactArray:
+    array = np.asarray(values)
+    return array if array.dtype == object else to_exact(array)
 
 
 SQUARED_ERROR = Result(

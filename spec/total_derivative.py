@@ -151,7 +151,7 @@ def _verdict(
 ) -> Verdict:
     bounds = np.broadcast_to(np.asarray(bound, dtype=np.float64), coefficient.shape)
     errors = np.array([float(abs(c)) for c in coefficient], dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratios = np.where(errors == 0.0, 0.0, errors / bounds)
     detail = f"remainder decays like t^{order:.2f}"
     worst = int(np.argmax(ratios))
@@ -159,7 +159,7 @@ def _verdict(
         return Holds(RESULT_ID, float(ratios[worst]), int(ratios.size), detail)
     return Violated(
         result_id=RESULT_ID,
-        location=Location(quantity, layer_index, (worst,)),
+        location=Location(quantity, layer_index),
         expected=0.0,
         actual=float(coefficient[worst]),
         absolute_error=float(errors[worst]),

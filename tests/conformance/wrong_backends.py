@@ -16,8 +16,9 @@ plain algorithm, in the conventions of :mod:`spec.conventions`:
 
 Each step is a method, and each wrong backend overrides exactly one of them
 with one classic mistake, named in its docstring. Every backend, wrong or
-not, returns float64 gradients in the shapes of the parameters, so the suite
-must catch a wrong one by the mathematics, never by a shape or dtype check.
+not, returns gradients in the shapes of the parameters and the dtype of the
+arrays it received (float64 in a default run), so the suite must catch a
+wrong one by the mathematics, never by a shape or dtype check.
 
 The classes can be created without arguments, so the command line loads them
 as ``wrong_backends:SignFlippedBackend`` with this folder on ``PYTHONPATH``.
@@ -35,12 +36,18 @@ from impl import Capability
 from spec import Activation, FloatArray, Loss, LossAndGradients, Network, Parameters
 from spec.conventions import ELU_ALPHA, LEAKY_RELU_SLOPE
 
-Array: TypeAlias = npt.NDArray[Any]
+Array: TypeAlias = npt.NDArray[np.floating[Any]]
 """A float array of the working precision of a backend (float32, float64 or
 long double)."""
 
 
 # Activations and losses, in whatever float type the arrays carry.
+
+def summed(M: Array, axis: int, *, keepdims: bool = False) -> Array:
+    """``M`` summed along ``axis`` (typed: numpy's stubs say ``Any``)."""
+    total: Array = M.sum(axis=axis, keepdims=keepdims)
+    return total
+
 
 def _sigmoid(z: Array) -> Array:
     e = np.exp(-np.abs(z))
@@ -68,14 +75,15 @@ def sigma(activation: Activation, z: Array) -> Array:
 
 
 def sigma_prime(activation: Activation, z: Array) -> Array:
-    """The derivative of the activation, elementwise; 0-side (left) at kinks."""
+    """The derivative of the activation, elementwise; the left one at kinks."""
     slope, alpha = z.dtype.type(LEAKY_RELU_SLOPE), z.dtype.type(ELU_ALPHA)
     one = np.ones_like(z)
     if activation is Activation.IDENTITY:
         return one
     if activation is Activation.SIGMOID:
         e = np.exp(-np.abs(z))
-        return e / ((1 + e) * (1 + e))
+        derivative: Array = e / ((1 + e) * (1 + e))
+        return derivative
     if activation is Activation.TANH:
         t = np.tanh(z)
         return 1 - t * t
@@ -92,16 +100,16 @@ def sigma_prime(activation: Activation, z: Array) -> Array:
 
 def log_softmax(A: Array) -> Array:
     """Row-wise log softmax, shifted by the row maximum."""
-    shifted = A - A.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    shifted: Array = A - A.max(axis=1, keepdims=True)
+    return shifted - np.log(summed(np.exp(shifted), 1, keepdims=True))
 
 
 def example_losses(loss: Loss, A: Array, Y: Array) -> Array:
     """One loss per row: ``1/2 ||a - y||^2`` or ``-sum y log softmax(a)``."""
     if loss is Loss.SQUARED_ERROR:
-        return ((A - Y) ** 2).sum(axis=1) / 2
+        return summed((A - Y) ** 2, 1) / 2
     if loss is Loss.SOFTMAX_CROSS_ENTROPY:
-        return -(Y * log_softmax(A)).sum(axis=1)
+        return -summed(Y * log_softmax(A), 1)
     raise ValueError(f"loss={loss!r} is not a Loss")
 
 
@@ -114,7 +122,8 @@ class TextbookBackend:
     Attributes
     ----------
     dtype
-        The float type of every intermediate; the answer is rounded to float64.
+        The float type of every intermediate; the answer is rounded to the
+        dtype of the arrays received (float64 in a default run).
     """
 
     name: str = "textbook"
@@ -145,17 +154,18 @@ class TextbookBackend:
             weight_gradients[ell - 1] = self.weight_gradient(delta, A[ell - 1])
             bias_gradients[ell - 1] = self.bias_gradient(delta)
             G = delta @ W[ell - 1]
+        answer = np.asarray(inputs).dtype
         return LossAndGradients(
             float(loss),
-            Parameters(tuple(np.asarray(g, dtype=np.float64) for g in weight_gradients),
-                       tuple(np.asarray(g, dtype=np.float64) for g in bias_gradients)))
+            Parameters(tuple(np.asarray(g, dtype=answer) for g in weight_gradients),
+                       tuple(np.asarray(g, dtype=answer) for g in bias_gradients)))
 
     def output_cotangent(self, loss: Loss, A: Array, Y: Array) -> Array:
         """Row-wise gradient of the example loss with respect to ``a_L``."""
         if loss is Loss.SQUARED_ERROR:
             return A - Y
         P = np.exp(log_softmax(A))
-        return P * Y.sum(axis=1, keepdims=True) - Y
+        return P * summed(Y, 1, keepdims=True) - Y
 
     def batch_scale(self, batch_size: int) -> Any:
         """The factor turning the sum over the batch into its mean."""
@@ -172,7 +182,7 @@ class TextbookBackend:
 
     def bias_gradient(self, delta: Array) -> Array:
         """``Delta_l`` summed over the batch."""
-        return delta.sum(axis=0)
+        return summed(delta, 0)
 
 
 # Wrong: one mistake each.
@@ -237,7 +247,7 @@ class Float32Backend(TextbookBackend):
     """Mistake: computes in float32, then returns the results cast to float64.
 
     The formulas are right; the answer carries float32 rounding errors, far
-    beyond what float64 arithmetic can make.
+    beyond what float64 arithmetic can make. (In a float32 run it is right.)
     """
 
     name: str = "float32-inside"
@@ -321,16 +331,20 @@ class PerExampleLoopBackend(TextbookBackend):
     def loss_and_gradients(self, network: Network, parameters: Parameters,
                            inputs: FloatArray, targets: FloatArray) -> \
             LossAndGradients:
-        answers = [super(PerExampleLoopBackend, self).loss_and_gradients(
-            network, parameters, inputs[k:k + 1], targets[k:k + 1])
-            for k in range(len(inputs))]
-        B = len(answers)
-        loss = sum(answer.loss for answer in answers) / B
-        weights = tuple(sum(answer.gradients.weights[i] for answer in answers) / B
-                        for i in range(network.depth))
-        biases = tuple(sum(answer.gradients.biases[i] for answer in answers) / B
-                       for i in range(network.depth))
-        return LossAndGradients(loss, Parameters(weights, biases))
+        loss = 0.0
+        weights = [np.zeros_like(w) for w in parameters.weights]
+        biases = [np.zeros_like(b) for b in parameters.biases]
+        for k in range(len(inputs)):
+            example = super().loss_and_gradients(network, parameters,
+                                                 inputs[k:k + 1], targets[k:k + 1])
+            loss += example.loss
+            for ell in range(network.depth):
+                weights[ell] += example.gradients.weights[ell]
+                biases[ell] += example.gradients.biases[ell]
+        B = len(inputs)
+        return LossAndGradients(loss / B,
+                                Parameters(tuple(w / B for w in weights),
+                                           tuple(b / B for b in biases)))
 
 
 @dataclass
@@ -357,8 +371,7 @@ class OuterProductSumBackend(TextbookBackend):
     name: str = "outer-product-sum"
 
     def weight_gradient(self, delta: Array, a_previous: Array) -> Array:
-        outer: Array = np.einsum("ki,kj->kij", delta, a_previous)
-        return outer.sum(axis=0)
+        return summed(np.einsum("ki,kj->kij", delta, a_previous), 0)
 
 
 WRONG_BACKENDS: tuple[type[TextbookBackend], ...] = (
