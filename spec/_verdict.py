@@ -13,10 +13,11 @@ returns a :data:`Verdict`, one of
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, ParamSpec, TypeAlias
 
 import mpmath
 import numpy as np
@@ -156,6 +157,27 @@ class NotApplicable:
 
 
 Verdict: TypeAlias = Holds | Violated | NotApplicable
+
+
+EXACT_DIGITS = 30
+"""Least working precision of every predicate, in significant decimal digits:
+float64 carries about 16, so exact values computed at 30 digits are far closer
+to the truth than any float64 bound can resolve."""
+
+P = ParamSpec("P")
+
+
+def at_exact_precision(predicate: Callable[P, Verdict]) -> Callable[P, Verdict]:
+    """Run ``predicate`` with at least :data:`EXACT_DIGITS` digits of mpmath.
+
+    A predicate's exact values must not depend on the precision its caller
+    happens to have set (mpmath's default is 15 digits).
+    """
+    @functools.wraps(predicate)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Verdict:
+        with mpmath.workdps(max(mpmath.mp.dps, EXACT_DIGITS)):
+            return predicate(*args, **kwargs)
+    return wrapper
 
 
 def _units(ratio: float) -> str:

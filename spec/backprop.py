@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spec._verdict import (
+    at_exact_precision,
     ExactArray,
     NotApplicable,
     Result,
@@ -69,6 +70,7 @@ def gradients_by_backprop(
     return weight_gradients, ds
 
 
+@at_exact_precision
 def check_delta_recursion(
     network: Network,
     weights: Sequence[npt.ArrayLike],
@@ -100,6 +102,7 @@ def check_delta_recursion(
                         claimed_bias_gradients, weight_bounds, bias_bounds)
 
 
+@at_exact_precision
 def check_batch_mean(
     example_losses: Sequence[Any],
     example_weight_gradients: Sequence[Sequence[ExactArray]],

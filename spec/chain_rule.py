@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from spec._verdict import ExactArray, Result, Verdict, compare
+from spec._verdict import at_exact_precision, ExactArray, Result, Verdict, compare
 
 RESULT_ID = "chain-rule"
 
@@ -44,6 +44,7 @@ def jacobian_product(factors: Sequence[ExactArray]) -> ExactArray:
     return product
 
 
+@at_exact_precision
 def check_chain_rule(
     factors: Sequence[ExactArray],
     claimed: npt.ArrayLike,

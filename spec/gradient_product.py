@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spec._verdict import (
+    at_exact_precision,
     ExactArray,
     NotApplicable,
     Result,
@@ -87,6 +88,7 @@ def first_kink(network: Network, forward: ExactForward) -> tuple[int, int] | Non
     return None
 
 
+@at_exact_precision
 def check_gradient_product(
     network: Network,
     weights: Sequence[npt.ArrayLike],

@@ -20,7 +20,7 @@ import mpmath
 import numpy as np
 import numpy.typing as npt
 
-from spec._verdict import ExactArray, Result, Verdict, compare, to_exact, worst_of
+from spec._verdict import at_exact_precision, ExactArray, Result, Verdict, compare, to_exact, worst_of
 
 RESULT_ID = "jacobian"
 
@@ -109,6 +109,7 @@ def _extrapolated(
         return +extrapolated, abs(extrapolated - fine) + abs(fine - coarse)
 
 
+@at_exact_precision
 def check_jacobian_entries(
     f: Callable[[ExactArray], ExactArray],
     x: npt.ArrayLike,
@@ -203,6 +204,7 @@ JACOBIAN = Result(
 PRODUCTS_ID = "jacobian.products"
 
 
+@at_exact_precision
 def check_jacobian_products(
     J: ExactArray,
     u: npt.ArrayLike,

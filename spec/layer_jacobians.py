@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spec._verdict import (
+    at_exact_precision,
     ExactArray,
     Holds,
     NotApplicable,
@@ -60,6 +61,7 @@ def affine_jacobians(W: ExactArray, a: ExactArray) -> tuple[ExactArray, ExactArr
     return np.array(W, dtype=object), identity, J_W
 
 
+@at_exact_precision
 def check_affine_layer(
     W: npt.ArrayLike,
     a: npt.ArrayLike,
@@ -120,6 +122,7 @@ def activation_jacobian(activation: Activation, z: Sequence[Any]) -> ExactArray:
                       for j in range(n)] for i in range(n)], dtype=object)
 
 
+@at_exact_precision
 def check_activation_layer(
     activation: Activation,
     z: npt.ArrayLike,
@@ -176,8 +179,8 @@ def _kink_verdict(
     layer_index: int,
 ) -> NotApplicable:
     convention = ""
-    for side, slope in (("left", activation_slope(activation, "left")),
-                        ("right", "1")):
+    for side in ("left", "right"):
+        slope = activation_slope(activation, side)
         one_sided = np.array([sigma_prime(activation, v, at_kink=side) * gi
                               for v, gi in zip(z, g)], dtype=object)
         judged = compare(ACTIVATION_ID, claimed=claimed, exact=one_sided,
@@ -193,7 +196,7 @@ def _kink_verdict(
 def activation_slope(activation: Activation, side: str) -> str:
     """The one-sided slope at the kink, as text (``"0"``, ``"0.01"``, ``"1"``)."""
     value = sigma_prime(activation, 0, at_kink=side)
-    return str(mpmath.nstr(value, 6))
+    return f"{float(value):g}"
 
 
 def softmax_jacobian(a: Sequence[Any]) -> ExactArray:
@@ -209,6 +212,7 @@ def softmax_jacobian(a: Sequence[Any]) -> ExactArray:
                      for i in range(n)], dtype=object)
 
 
+@at_exact_precision
 def check_softmax_layer(
     a: npt.ArrayLike,
     upstream: ExactArray,

@@ -19,7 +19,7 @@ import mpmath
 import numpy as np
 import numpy.typing as npt
 
-from spec._verdict import ExactArray, Result, Verdict, compare, to_exact
+from spec._verdict import at_exact_precision, ExactArray, Result, Verdict, compare, to_exact
 from spec.conventions import Loss, softmax
 
 SQUARED_ERROR_ID = "loss-gradient.squared-error"
@@ -42,6 +42,7 @@ def loss_gradient(loss: Loss, a: Sequence[Any], y: Sequence[Any]) -> ExactArray:
     raise ValueError(f"loss={loss!r} is not a Loss")
 
 
+@at_exact_precision
 def check_loss_gradient(
     loss: Loss,
     a: npt.ArrayLike,
@@ -71,6 +72,7 @@ def check_loss_gradient(
                    quantity=quantity, layer_index=layer_index)
 
 
+@at_exact_precision
 def check_loss_gradient_through_weights(
     loss: Loss,
     a: npt.ArrayLike,

@@ -101,7 +101,7 @@ def check_total_derivative(
     ... # doctest: +ELLIPSIS
     Holds(result_id='total-derivative', worst_error_in_bounds=..., compared=1, ...)
     >>> check_total_derivative(square, [3.0], [[5.0]], [1.0], bound=[1e-30]).location
-    Location(quantity='derivative', layer_index=None, index=(0,), example_index=None)
+    Location(quantity='derivative', layer_index=None, index=(), example_index=None)
     """
     with mpmath.workdps(working_digits()):
         x_exact = _exact(x)
@@ -159,7 +159,8 @@ def _verdict(
         return Holds(RESULT_ID, float(ratios[worst]), int(ratios.size), detail)
     return Violated(
         result_id=RESULT_ID,
-        location=Location(quantity, layer_index),
+        location=Location(quantity, layer_index,
+                          (worst,) if coefficient.size > 1 else ()),
         expected=0.0,
         actual=float(coefficient[worst]),
         absolute_error=float(errors[worst]),

@@ -1,0 +1,138 @@
+"""Verdicts and the exact comparison every predicate shares."""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+from spec import Holds, Location, NotApplicable, Violated, compare, to_exact, to_float
+from spec._verdict import worst_of
+
+
+def test_to_exact_converts_floats_without_rounding() -> None:
+    # Arrange: 0.1 is the dyadic 3602879701896397 / 2^55.
+    value = 0.1
+
+    # Act
+    exact = to_exact([value])[0]
+
+    # Assert
+    with mpmath.workdps(60):
+        assert exact == mpmath.mpf(3602879701896397) / mpmath.mpf(2) ** 55
+
+
+def test_to_float_rounds_to_nearest() -> None:
+    # Arrange
+    with mpmath.workdps(40):
+        third = np.array([mpmath.mpf(1) / 3], dtype=object)
+
+        # Act
+        rounded = to_float(third)
+
+    # Assert
+    assert rounded.tolist() == [1 / 3]
+    assert rounded.dtype == np.float64
+
+
+def test_compare_measures_errors_exactly_and_reports_the_worst_ratio() -> None:
+    # Arrange: errors 0.25 and 0.5 against bounds 1 and 1.
+    exact = to_exact([1.0, 2.0])
+
+    # Act
+    verdict = compare("demo", claimed=[1.25, 2.5], exact=exact, bound=1.0,
+                      quantity="loss")
+
+    # Assert
+    assert verdict == Holds("demo", 0.5, 2, "")
+
+
+def test_compare_names_the_entry_with_the_largest_error_in_bounds() -> None:
+    # Arrange: entry (0, 1) is off by 0.5 with bound 0.1 (5 bounds); entry
+    # (1, 0) by 1 with bound 0.5 (2 bounds).
+    exact = to_exact([[1.0, 1.0], [1.0, 1.0]])
+    bound = np.array([[0.1, 0.1], [0.5, 0.5]])
+
+    # Act
+    verdict = compare("demo", claimed=[[1.0, 1.5], [2.0, 1.0]], exact=exact,
+                      bound=bound, quantity="weight_gradient", layer_index=2)
+
+    # Assert
+    assert isinstance(verdict, Violated)
+    assert verdict.location == Location("weight_gradient", 2, (0, 1))
+    assert verdict.worst_error_in_bounds == pytest.approx(5.0)
+    assert verdict.violating == 2 and verdict.compared == 4
+
+
+def test_a_zero_bound_allows_only_an_exact_claim() -> None:
+    # Arrange
+    exact = to_exact([3.0, 4.0])
+
+    # Act
+    verdict = compare("demo", claimed=[3.0, np.nextafter(4.0, 5.0)], exact=exact,
+                      bound=0.0, quantity="bias_gradient")
+
+    # Assert
+    assert isinstance(verdict, Violated)
+    assert verdict.location.index == (1,)
+    assert verdict.worst_error_in_bounds == float("inf")
+    assert verdict.violating == 1
+
+
+def test_violated_describe_reads_as_one_diagnosis() -> None:
+    # Arrange
+    verdict = Violated("gradient-product", Location("weight_gradient", 2, (0, 1)),
+                       expected=1.0, actual=1.5, absolute_error=0.5, bound=0.25,
+                       worst_error_in_bounds=2.0, violating=1, compared=6)
+
+    # Act
+    text = verdict.describe()
+
+    # Assert
+    assert text == ("gradient-product: weight_gradient W_2[0, 1] expected 1.0, got "
+                    "1.5 (|error| = 5.000e-01, allowed 2.500e-01, 2 bounds); 1 of 6 "
+                    "compared entries exceed their bound.")
+
+
+def test_location_describes_layers_and_examples() -> None:
+    # Arrange
+    locations = [Location("bias_gradient", 1, (3,)), Location("loss"),
+                 Location("input_jacobian", 2, (0, 1), example_index=4)]
+
+    # Act
+    texts = [location.describe() for location in locations]
+
+    # Assert
+    assert texts == ["bias_gradient b_1[3]", "loss",
+                     "input_jacobian layer 2[0, 1] (example 4)"]
+
+
+def test_worst_of_prefers_a_violation_then_not_applicable_then_the_worst_hold(
+        ) -> None:
+    # Arrange
+    small = Violated("r", Location("loss"), 0.0, 1.0, 1.0, 0.5, 2.0, 1, 1)
+    large = Violated("r", Location("loss"), 0.0, 3.0, 3.0, 0.5, 6.0, 1, 1)
+    skipped = NotApplicable("r", "kink")
+    held = [Holds("r", 0.25, 3), Holds("r", 0.75, 2)]
+
+    # Act
+    violated = worst_of([held[0], small, skipped, large])
+    not_applicable = worst_of([held[0], skipped])
+    holds = worst_of(held)
+
+    # Assert
+    assert violated is large
+    assert not_applicable is skipped
+    assert holds == Holds("r", 0.75, 5, "")
+
+
+def test_worst_of_needs_a_verdict() -> None:
+    # Arrange
+    verdicts: list[Holds] = []
+
+    # Act
+    with pytest.raises(ValueError) as raised:
+        worst_of(verdicts)
+
+    # Assert
+    assert "at least one verdict" in str(raised.value)
