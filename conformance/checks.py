@@ -686,6 +686,13 @@ def _judge_loss(loss: Loss) -> Callable[[Backend, MpmathBackend, Case], Verdict]
         if isinstance(through_weights, Holds):
             return through_weights
         return worst_of([through_bias, through_weights])
+    return _named(judge, f"judge_{loss.value}_gradient")
+
+
+def _named(judge: Callable[[Backend, MpmathBackend, Case], Verdict],
+           name: str) -> Callable[[Backend, MpmathBackend, Case], Verdict]:
+    """Give a judge made by a factory a name that reports and docs can show."""
+    judge.__name__ = judge.__qualname__ = name
     return judge
 
 
@@ -706,7 +713,7 @@ def _judge_per_layer(
                 answer.gradients.biases,
                 weight_bounds=bounds.weight_gradients,
                 bias_bounds=bounds.bias_gradients)
-    return judge
+    return _named(judge, f"judge_{result_id.replace('.', '_').replace('-', '_')}")
 
 
 def judge_batch_mean(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:

@@ -317,7 +317,7 @@ def _checks_for(result_id: str) -> list[Any]:
 
 
 def _relative_source(env: BuildEnvironment, function: Callable[..., Any]) -> str:
-    path = Path(inspect.getsourcefile(function) or "")
+    path = Path(inspect.getsourcefile(inspect.unwrap(function)) or "")
     try:
         return path.resolve().relative_to(_repository_root(env)).as_posix()
     except ValueError:
