@@ -22,7 +22,15 @@ import numpy as np
 from hypothesis import strategies as st
 
 from conformance._bounds import BatchBounds, BoundCalculator, gamma
+from conformance._guard import (
+    BackendMisbehaved,
+    call_backend,
+    call_capability,
+    float_array,
+    guarded,
+)
 from conformance.strategies import (
+    OVERFLOW_INPUT_SCALES,
     Case,
     cases,
     networks,
@@ -30,6 +38,7 @@ from conformance.strategies import (
     supported,
 )
 from impl import Backend, Capability, MpmathBackend, NetworkConstraints
+from impl import _numeric
 from impl.oracle import ExactBatch
 from impl._counting import OperationCounter
 from spec import (
@@ -39,7 +48,6 @@ from spec import (
     ExactArray,
     FloatArray,
     Loss,
-    LossAndGradients,
     Network,
     NotApplicable,
     Parameters,
@@ -80,11 +88,19 @@ class BackendError:
     message: str
 
 
-Outcome = Verdict | BackendError
+@dataclass(frozen=True)
+class RobustnessError:
+    """The backend returned inf or NaN where the exact values are finite.
+
+    Reported in a category of its own: the formulas may be right and only
+    overflow (softmax without a shift, ``log(1 + exp(z))`` for large ``z``).
+    """
+
+    result_id: str
+    message: str
 
 
-class BackendMisbehaved(Exception):
-    """Raised inside a check when the backend's answer cannot be judged."""
+Outcome = Verdict | BackendError | RobustnessError
 
 
 @dataclass(frozen=True)
@@ -101,121 +117,22 @@ class Check:
         ``judge(backend, oracle, case) -> Verdict``.
     needs
         Capabilities without which the check is not applicable.
+    check_id, aspect
+        For a second check of the same result: its own id and a few words
+        naming what it adds (shown after the result's title).
     """
 
     result_id: str
     strategy: st.SearchStrategy[Case] | None
     judge: Callable[[Backend, MpmathBackend, Case], Verdict]
     needs: frozenset[Capability] = frozenset()
+    check_id: str = ""
+    aspect: str = ""
 
-
-# 1. Calling the backend, defensively.
-
-def call_backend(backend: Backend, case: Case, result_id: str) -> LossAndGradients:
-    """Ask ``backend`` for the loss and gradients of ``case``; validate the answer.
-
-    The backend receives copies, and the copies are compared with the
-    originals afterwards, so a backend that writes into its inputs is caught.
-
-    Raises
-    ------
-    BackendMisbehaved
-        It raised, changed its inputs, or returned the wrong type, shape,
-        dtype or a non-finite loss.
-    """
-    parameters = case.parameters.copy()
-    inputs, targets = case.inputs.copy(), case.targets.copy()
-    try:
-        answer = backend.loss_and_gradients(case.network, parameters, inputs, targets)
-    except Exception as error:
-        raise BackendMisbehaved(
-            f"{result_id}: backend {backend.name!r} raised {type(error).__name__}: "
-            f"{error} on {case.describe()}") from error
-    _check_unchanged(case, parameters, inputs, targets, backend.name, result_id)
-    return _validated(answer, case, backend.name, result_id)
-
-
-def _check_unchanged(case: Case, parameters: Parameters, inputs: FloatArray,
-                     targets: FloatArray, name: str, result_id: str) -> None:
-    pairs = ([("inputs", case.inputs, inputs), ("targets", case.targets, targets)]
-             + [(f"W_{i}", a, b) for i, (a, b) in
-                enumerate(zip(case.parameters.weights, parameters.weights), 1)]
-             + [(f"b_{i}", a, b) for i, (a, b) in
-                enumerate(zip(case.parameters.biases, parameters.biases), 1)])
-    for label, original, passed in pairs:
-        if not np.array_equal(original, passed):
-            raise BackendMisbehaved(
-                f"{result_id}: backend {name!r} modified its argument {label} in "
-                "place; a backend must treat its inputs as read-only (copy first)")
-
-
-def _validated(answer: object, case: Case, name: str, result_id: str) -> \
-        LossAndGradients:
-    if not isinstance(answer, LossAndGradients):
-        raise BackendMisbehaved(
-            f"{result_id}: backend {name!r} returned {type(answer).__name__}, "
-            "expected spec.LossAndGradients")
-    loss = _float_loss(answer.loss, name, result_id)
-    weights = _arrays(answer.gradients.weights, case, "weight", name, result_id)
-    biases = _arrays(answer.gradients.biases, case, "bias", name, result_id)
-    return LossAndGradients(loss, Parameters(weights, biases))
-
-
-def _float_loss(loss: object, name: str, result_id: str) -> float:
-    try:
-        value = float(loss)  # type: ignore[arg-type]  # any number-like is fine
-    except (TypeError, ValueError) as error:
-        raise BackendMisbehaved(
-            f"{result_id}: backend {name!r} returned a loss of type "
-            f"{type(loss).__name__}, expected a float") from error
-    if not np.isfinite(value):
-        raise BackendMisbehaved(
-            f"{result_id}: backend {name!r} returned loss {value}, expected a "
-            "finite number (the exact loss is finite)")
-    return value
-
-
-def _arrays(values: object, case: Case, kind: str, name: str, result_id: str) -> \
-        tuple[FloatArray, ...]:
-    network = case.network
-    shapes = [network.weight_shape(ell) if kind == "weight" else (network.widths[ell],)
-              for ell in range(1, network.depth + 1)]
-    items = list(values) if isinstance(values, (list, tuple)) else None
-    if items is None or len(items) != len(shapes):
-        raise BackendMisbehaved(
-            f"{result_id}: backend {name!r} returned {kind} gradients as "
-            f"{type(values).__name__} of length "
-            f"{len(items) if items is not None else '?'}; expected a sequence of "
-            f"{len(shapes)} arrays, one per layer")
-    result = []
-    for ell, (item, shape) in enumerate(zip(items, shapes), start=1):
-        array = np.asarray(item)
-        if array.shape != shape:
-            raise BackendMisbehaved(
-                f"{result_id}: backend {name!r} returned a {kind} gradient of shape "
-                f"{array.shape} for layer {ell}, expected {shape} (the shape of the "
-                f"parameter) on {case.describe()}")
-        if array.dtype != case.dtype:
-            raise BackendMisbehaved(
-                f"{result_id}: backend {name!r} returned a {kind} gradient of dtype "
-                f"{array.dtype} for layer {ell}, expected {case.dtype} (the dtype "
-                "of the arrays it was given)")
-        result.append(array)
-    return tuple(result)
-
-
-def _float_array(value: object, shape: tuple[int, ...], what: str, name: str,
-                 result_id: str, dtype: np.dtype[np.floating]) -> FloatArray:
-    array = np.asarray(value)
-    if array.shape != shape or array.dtype != dtype:
-        raise BackendMisbehaved(
-            f"{result_id}: backend {name!r} returned {what} of shape {array.shape} "
-            f"and dtype {array.dtype}, expected shape {shape} and {dtype}")
-    if not np.all(np.isfinite(array)):
-        raise BackendMisbehaved(
-            f"{result_id}: backend {name!r} returned {what} with non-finite "
-            "entries; the exact values are finite")
-    return array
+    @property
+    def id(self) -> str:
+        """The row id in reports: the result id, unless the check has its own."""
+        return self.check_id or self.result_id
 
 
 # 2. Points where a hypothesis fails.
@@ -487,20 +404,6 @@ def _judge_parameter_jacobian_entries(backend: Backend, oracle: MpmathBackend,
             quantity="parameter_jacobian")
 
 
-def call_capability(backend: Backend, method: str, case: Case, result_id: str,
-                    shape: tuple[int, ...], *extra: FloatArray) -> FloatArray:
-    """Call a declared capability on the first example; validate the answer."""
-    try:
-        answer = getattr(backend, method)(case.network, case.parameters.copy(),
-                                          case.inputs[0].copy(), *extra)
-    except Exception as error:
-        raise BackendMisbehaved(
-            f"{result_id}: backend {backend.name!r} declares {method} but it "
-            f"raised {type(error).__name__}: {error} on {case.describe()}") from error
-    return _float_array(answer, shape, f"{method}", backend.name, result_id,
-                        case.dtype)
-
-
 def _input_jacobian(backend: Backend, case: Case, result_id: str) -> FloatArray:
     shape = (case.network.widths[-1], case.network.widths[0])
     return call_capability(backend, "input_jacobian", case, result_id, shape)
@@ -581,8 +484,11 @@ def _judge_layer_factors(backend: Backend, case: Case, factors: list[ExactArray]
         list[Verdict]:
     result_id = chain_rule.RESULT_ID
     try:
-        claimed = list(backend.layer_jacobians(  # type: ignore[attr-defined]  # declared capability
-            case.network, case.parameters.copy(), case.inputs[0].copy()))
+        claimed = list(guarded(lambda: backend.layer_jacobians(  # type: ignore[attr-defined]  # declared capability
+            case.network, case.parameters.copy(), case.inputs[0].copy()),
+            f"{result_id}: layer_jacobians"))
+    except BackendMisbehaved:
+        raise
     except Exception as error:
         raise BackendMisbehaved(
             f"{result_id}: backend {backend.name!r} declares layer_jacobians but it "
@@ -594,7 +500,7 @@ def _judge_layer_factors(backend: Backend, case: Case, factors: list[ExactArray]
     bounds = calculator.layer_jacobians(exact.examples[0])
     verdicts: list[Verdict] = []
     for ell, (matrix, factor, bound) in enumerate(zip(claimed, factors, bounds), 1):
-        array = _float_array(matrix, case.network.weight_shape(ell),
+        array = float_array(matrix, case.network.weight_shape(ell),
                              f"layer {ell}'s Jacobian", backend.name, result_id,
                              case.dtype)
         verdicts.append(compare(result_id, claimed=array, exact=factor, bound=bound,
@@ -736,6 +642,122 @@ def judge_batch_mean(backend: Backend, oracle: MpmathBackend, case: Case) -> Ver
             bias_bounds=bounds.bias_gradients)
 
 
+def judge_self_consistency(backend: Backend, oracle: MpmathBackend,
+                           case: Case) -> Verdict:
+    r"""The backend's gradient is the derivative of the backend's own loss.
+
+    Needs no convention: whatever the backend calls its loss, the gradient it
+    returns must be that function's derivative. Along a random unit
+    direction :math:`h`, central differences of the backend's loss at steps
+    :math:`t, 2t` give :math:`D(t), D(2t)`, extrapolated to
+    :math:`D_R = (4D(t) - D(2t))/3` (truncation :math:`O(t^4)`), which must
+    match :math:`\hat g \cdot h`. The step makes the largest pre-activation
+    move by :math:`u^{1/5}` (the scale on which the activations bend is 1),
+    balancing truncation against the loss's rounding, amplified
+    :math:`	frac32eta_L/t` times. The allowance is that rounding bound plus
+    the gradient's own bound along :math:`h`. A disagreement past it is
+    re-measured at :math:`t/4`: a truncation error shrinks about 256-fold, a
+    real inconsistency does not; only one that persists is a violation, and
+    one that keeps shrinking without settling is not judged. A direction
+    crossing a kink is not judged either.
+    """
+    result_id = total_derivative_spec.RESULT_ID
+    reason = kink_reason(case, oracle)
+    if reason:
+        return NotApplicable(result_id, reason)
+    answer = call_backend(backend, case, result_id)
+    theta = _flatten(case.parameters)
+    h = np.random.default_rng(case.probe_seed).standard_normal(theta.size)
+    h /= np.linalg.norm(h)
+    claimed = float(_flatten(answer.gradients).astype(np.float64) @ h)
+    u = float(np.finfo(case.dtype).eps) / 2
+    t = u ** 0.2 / max(1.0, _sensitivity(case, theta, h))
+    if _crosses_kink(case, theta, h, 2 * t):
+        return NotApplicable(result_id, "a kinked unit changes side within the "
+                             "finite-difference steps")
+
+    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
+    bounds = BoundCalculator(case.network, case.parameters,
+                             case.dtype.type).batch(exact, case.targets)
+    scale = max(1.0, abs(answer.loss) / max(abs(float(exact.loss)), 1e-300))
+    gradient_bound = float(np.abs(h) @ _flatten(Parameters(
+        tuple(bounds.weight_gradients), tuple(bounds.bias_gradients))))
+
+    def measure(step: float) -> tuple[float, float]:
+        D = {k: _difference(backend, case, theta, h, k * step, result_id)
+             for k in (1, 2)}
+        allowed = 1.5 * 2 * bounds.loss * scale / step + gradient_bound
+        return (4 * D[1] - D[2]) / 3, allowed
+
+    estimate, allowed = measure(t)
+    if abs(estimate - claimed) > allowed:
+        coarse = abs(estimate - claimed)
+        estimate, allowed = measure(t / 4)
+        if allowed < abs(estimate - claimed) < coarse / 4:
+            return NotApplicable(result_id, "the finite differences of the "
+                                 "backend's loss did not settle at steps "
+                                 f"{t:.2g} and {t / 4:.2g}")
+    with mpmath.workdps(oracle.digits):
+        return compare(result_id, claimed=[claimed],
+                       exact=np.array([mpmath.mpf(estimate)], dtype=object),
+                       bound=[allowed], quantity="directional_derivative",
+                       detail="the backend's gradient along h against central "
+                       "differences of the backend's own loss")
+
+
+def _difference(backend: Backend, case: Case, theta: FloatArray, h: FloatArray,
+                step: float, result_id: str) -> float:
+    """Central difference of the backend's own loss along ``h``."""
+    up = call_backend(backend, _with_flat(case, theta + step * h), result_id).loss
+    down = call_backend(backend, _with_flat(case, theta - step * h), result_id).loss
+    return (float(up) - float(down)) / (2 * step)
+
+
+def _sensitivity(case: Case, theta: FloatArray, h: FloatArray) -> float:
+    """Largest rate of change of any pre-activation along ``h`` (float64)."""
+    step = float(np.finfo(np.float64).eps) ** 0.5
+    z_plus = _pre_activations(_with_flat(case, theta + step * h))
+    z_minus = _pre_activations(_with_flat(case, theta - step * h))
+    rates = [float(np.max(np.abs(p - m))) / (2 * step)
+             for p, m in zip(z_plus, z_minus)]
+    return float(max(rates))
+
+
+def _pre_activations(case: Case) -> list[FloatArray]:
+    a = case.inputs.astype(np.float64)
+    result = []
+    for W, b, activation in zip(case.parameters.weights, case.parameters.biases,
+                                case.network.activations):
+        z = a @ W.astype(np.float64).T + b
+        result.append(z)
+        a = _numeric.sigma(activation, z)
+    return result
+
+
+def _with_flat(case: Case, flat: FloatArray) -> Case:
+    weights, biases, start = [], [], 0
+    for ell in range(1, case.network.depth + 1):
+        m, n = case.network.weight_shape(ell)
+        weights.append(flat[start:start + m * n].reshape((m, n), order="F"))
+        start += m * n
+        biases.append(flat[start:start + m])
+        start += m
+    shifted = Case(case.network, Parameters(tuple(weights), tuple(biases)),
+                   case.inputs, case.targets, case.probe_seed)
+    return shifted.astype(case.dtype.type)
+
+
+def _crosses_kink(case: Case, theta: FloatArray, h: FloatArray, reach: float) -> bool:
+    """Whether a kinked unit's pre-activation changes sign within +-reach along h."""
+    signs = []
+    for flat in (theta - reach * h, theta, theta + reach * h):
+        z_list = _pre_activations(_with_flat(case, flat))
+        signs.append([np.sign(z) for z, activation in
+                      zip(z_list, case.network.activations) if activation.has_kink])
+    return any(not all(np.array_equal(p, q) for p, q in zip(signs[1], other))
+               for other in (signs[0], signs[2]))
+
+
 COST_DEPTHS = (1, 2, 4, 8, 16)
 COST_WIDTH = 8
 
@@ -799,10 +821,20 @@ def all_checks(constraints: NetworkConstraints | None = None,
         return single_layer_cases(loss=loss, activations=activations,
                                   constraints=constraints, dtype=dtype)
 
+    def overflowing() -> st.SearchStrategy[Case] | None:
+        if not supported(constraints):
+            return None
+        return cases(networks(constraints=constraints, max_depth=3), max_batch=2,
+                     dtype=dtype, probability_targets=probabilities,
+                     weight_scales=(1.0,), input_scales=OVERFLOW_INPUT_SCALES)
+
     squared, entropy = Loss.SQUARED_ERROR, Loss.SOFTMAX_CROSS_ENTROPY
     return (
         Check(total_derivative_spec.RESULT_ID, deep(max_batch=3),
               judge_total_derivative),
+        Check(total_derivative_spec.RESULT_ID, deep(max_batch=3),
+              judge_self_consistency, check_id="self-consistency",
+              aspect="the backend's gradient against its own loss"),
         Check(jacobian.RESULT_ID, deep(max_batch=2), judge_jacobian),
         Check(jacobian.PRODUCTS_ID, deep(max_batch=1), judge_jacobian_products,
               frozenset({Capability.INPUT_JACOBIAN, Capability.VJP,
@@ -824,6 +856,9 @@ def all_checks(constraints: NetworkConstraints | None = None,
               _judge_per_layer(backprop_spec.check_delta_recursion,
                                backprop_spec.DELTA_ID)),
         Check(backprop_spec.BATCH_ID, deep(max_batch=8), judge_batch_mean),
+        Check(backprop_spec.BATCH_ID, overflowing(), judge_batch_mean,
+              check_id="robustness", aspect="pre-activations and logits past "
+              "where a naive exp overflows"),
         Check(cost_spec.RESULT_ID, cases(networks(max_depth=1), max_batch=1),
               judge_cost),
     )

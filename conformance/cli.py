@@ -16,11 +16,11 @@ from typing import NoReturn
 from conformance.report import render_failures, render_table, write_json
 import numpy as np
 
+from conformance._guard import DEFAULT_TIME_LIMIT
 from conformance.matrix import list_backends, run_matrix
-from conformance.runner import DEFAULT_EXAMPLES, DEFAULT_SEED, run_suite
+from conformance.runner import DEFAULT_EXAMPLES, DEFAULT_SEED, check_ids, run_suite
 from impl import MpmathBackend, load_backend
 from impl.oracle import DEFAULT_DIGITS
-from spec import RESULTS
 from spec.errors import BackpropSpecError
 
 EXIT_CONFORMANT = 0
@@ -68,6 +68,16 @@ def _seed(text: str) -> int:
 DTYPES: dict[str, type[np.floating]] = {"float64": np.float64, "float32": np.float32}
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {text}")
+    return value
+
+
 def _digits(text: str) -> int:
     value = _positive(text)
     if value < 20:
@@ -95,13 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--oracle-digits", type=_digits, default=DEFAULT_DIGITS,
                         metavar="N", help="significant digits of the mpmath oracle "
                         f"(default: {DEFAULT_DIGITS}, at least 20)")
+    parser.add_argument("--robustness", choices=("fail", "report"), default="fail",
+                        help="whether inf or NaN where the exact values are finite "
+                        "(an overflowing formula) makes the run fail (exit 1) or is "
+                        "only reported (default: fail)")
+    parser.add_argument("--time-limit", type=_seconds, default=DEFAULT_TIME_LIMIT,
+                        metavar="SECONDS", help="seconds one backend call may take "
+                        f"before it is reported as hung (default: {DEFAULT_TIME_LIMIT:g})")
     parser.add_argument("--report", type=Path, metavar="FILE",
                         help="also write the report as JSON to FILE")
     parser.add_argument("--list", action="store_true",
                         help="list every known backend, whether it can be "
                         "loaded here, and why not; then exit")
     parser.add_argument("--only", action="append", default=[], metavar="RESULT_ID",
-                        choices=[r.id for r in RESULTS],
+                        choices=check_ids(),
                         help="check only this result (repeatable)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log progress (-v) or every example (-vv)")
@@ -137,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = run_suite(backend, backend_spec=args.backend, examples=args.examples,
                            seed=args.seed, only=args.only, dtype=DTYPES[args.dtype],
-                           oracle=MpmathBackend(args.oracle_digits), on_result=save)
+                           oracle=MpmathBackend(args.oracle_digits), on_result=save,
+                           robustness_fails=args.robustness == "fail",
+                           time_limit=args.time_limit)
     except KeyboardInterrupt:
         print("\ninterrupted; the report file holds every result finished so far "
               "(marked incomplete)", file=sys.stderr)

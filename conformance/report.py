@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from conformance.checks import BackendError
+from conformance.checks import BackendError, RobustnessError
 from conformance.runner import ResultReport, SuiteReport
 from spec import Violated
 
@@ -20,6 +20,7 @@ VERDICT_WORDS = {
     "violated": "VIOLATED",
     "error": "BACKEND ERROR",
     "not-applicable": "not applicable",
+    "robustness": "OVERFLOWS",
 }
 
 
@@ -34,14 +35,28 @@ def render_table(report: SuiteReport) -> str:
     for row in [header, *rows]:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     failed = [r for r in report.results if r.failed]
+    fragile = [r for r in report.results if r.status == "robustness"]
     lines.append("")
-    if not failed:
-        lines.append(f"conformant: {len(report.results)} results checked, none "
-                     "violated")
-    else:
+    if fragile:
+        effect = ("counted as failures" if report.robustness_fails else
+                  "reported only (--robustness report)")
+        lines.append(f"robustness: {len(fragile)} results saw inf or NaN where the "
+                     f"exact values are finite; {effect}")
+    if not failed and not (fragile and report.robustness_fails):
+        results = len({r.result or r.result_id for r in report.results})
+        lines.append(f"conformant: {len(report.results)} checks of {results} "
+                     "results, none violated")
+    elif any(r.status == "violated" for r in failed):
+        violated = [r for r in failed if r.status == "violated"]
         lines.append(f"NOT conformant: {len(failed)} of {len(report.results)} "
-                     f"results failed; the most specific is "
-                     f"{most_specific(failed).result_id}")
+                     f"checks failed; the most specific is "
+                     f"{most_specific(violated).result_id}")
+    elif failed:
+        lines.append(f"NOT conformant: the backend misbehaved in {len(failed)} of "
+                     f"{len(report.results)} checks (see below); nothing could "
+                     "be judged there")
+    else:
+        lines.append("NOT conformant: numerically fragile (see robustness above)")
     return "\n".join(lines)
 
 
@@ -49,7 +64,8 @@ SPECIFICITY = (
     "loss-gradient.squared-error", "loss-gradient.softmax-cross-entropy",
     "layer-jacobian.affine", "layer-jacobian.activation", "layer-jacobian.softmax",
     "backprop.delta-recursion", "gradient-product", "backprop.batch-mean",
-    "jacobian.products", "chain-rule", "jacobian", "total-derivative", "cost",
+    "jacobian.products", "chain-rule", "jacobian", "total-derivative",
+    "self-consistency", "robustness", "cost",
 )
 """Results from the narrowest probe to the widest: the loss lemmas first (read
 through the weight gradient, they involve no other Jacobian), then the layer
@@ -88,15 +104,15 @@ def render_failures(report: SuiteReport) -> str:
     """For each failed result: the diagnosis, the minimal case, a reproducer."""
     blocks = []
     for result in report.results:
-        if not result.failed:
+        if not (result.failed or result.status == "robustness"):
             continue
         lines = [f"== {result.result_id}: {result.title} =="]
         if result.counterexample is None:
             lines.append(result.message)
         else:
             outcome = result.counterexample.outcome
-            lines.append(outcome.message if isinstance(outcome, BackendError)
-                         else outcome.describe())
+            lines.append(outcome.describe() if isinstance(outcome, Violated)
+                         else outcome.message)
             lines.append(f"minimal case: {result.counterexample.case.describe()}")
             lines.append("reproduce with:")
             lines.extend("    " + line for line in
@@ -123,6 +139,7 @@ def to_json(report: SuiteReport) -> dict[str, Any]:
 def _result_json(result: ResultReport) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": result.result_id,
+        "result": result.result or result.result_id,
         "title": result.title,
         "status": result.status,
         "examples": result.examples,
@@ -156,6 +173,8 @@ def _counterexample_json(result: ResultReport) -> dict[str, Any]:
     }
     if isinstance(outcome, BackendError):
         data["backend_error"] = outcome.message
+    elif isinstance(outcome, RobustnessError):
+        data["robustness_error"] = outcome.message
     else:
         data.update({
             "quantity": outcome.location.quantity,

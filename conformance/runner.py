@@ -11,11 +11,12 @@ import hypothesis
 from hypothesis import Phase, Verbosity, given, settings
 from hypothesis.errors import HypothesisException
 
+from conformance._guard import POLICY, BackendMisbehaved, RobustnessFailure
 from conformance.checks import (
     BackendError,
-    BackendMisbehaved,
     Check,
     Outcome,
+    RobustnessError,
     all_checks,
 )
 from conformance.strategies import Case
@@ -41,7 +42,7 @@ class Counterexample:
     """The minimal failing case Hypothesis shrank to, and what failed on it."""
 
     case: Case
-    outcome: Violated | BackendError
+    outcome: Violated | BackendError | RobustnessError
     reproducer: str
 
 
@@ -52,6 +53,9 @@ class ResultReport:
     result_id: str
     title: str
     status: str = "holds"
+    result: str = ""
+    """The id of the :class:`spec.Result` judged (``result_id`` is the row's,
+    which differs for a second check of the same result)."""
     examples: int = 0
     judged: int = 0
     not_applicable: int = 0
@@ -78,15 +82,19 @@ class SuiteReport:
     dtype: str = "float64"
     results: list[ResultReport] = field(default_factory=list)
     complete: bool = False
+    robustness_fails: bool = True
 
     @property
     def conformant(self) -> bool:
-        """No result violated and the backend never misbehaved."""
-        return not any(r.failed for r in self.results)
+        """No result violated, the backend never misbehaved, and (when
+        robustness failures count) it never overflowed."""
+        return not any(r.failed or (r.status == "robustness" and
+                                    self.robustness_fails) for r in self.results)
 
 
 class _Failure(Exception):
-    def __init__(self, outcome: Violated | BackendError, case: Case) -> None:
+    def __init__(self, outcome: Violated | BackendError | RobustnessError,
+                 case: Case) -> None:
         super().__init__(outcome)
         self.outcome = outcome
         self.case = case
@@ -106,8 +114,7 @@ def judge(result_id: str, backend: Backend, case: Case,
     >>> judge("loss-gradient.squared-error", ReferenceBackend(), case).compared
     1
     """
-    checks = {c.result_id: c for c in all_checks(_constraints(backend),
-                                                 case.dtype.type)}
+    checks = {c.id: c for c in all_checks(_constraints(backend), case.dtype.type)}
     if result_id not in checks:
         raise UsageError(f"result_id={result_id!r} is not a known result; "
                          f"known: {', '.join(checks)}")
@@ -128,12 +135,14 @@ def _judge_once(check: Check, backend: Backend, oracle: MpmathBackend,
         return check.judge(backend, oracle, case)
     except BackendMisbehaved as error:
         return BackendError(check.result_id, str(error))
+    except RobustnessFailure as error:
+        return RobustnessError(check.result_id, str(error))
 
 
 def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
               examples: int, seed: int, backend_spec: str) -> ResultReport:
     """Run one check for ``examples`` examples; shrink any failure."""
-    report = ResultReport(check.result_id, get(check.result_id).title)
+    report = ResultReport(check.id, _title(check), result=check.result_id)
     started = time.perf_counter()
     failed_once = False
     missing = check.needs - backend.capabilities
@@ -157,17 +166,19 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
         outcome = _judge_once(check, backend, oracle, case)
         if not failed_once:
             _record(report, outcome)
-        if isinstance(outcome, (Violated, BackendError)):
+        if isinstance(outcome, (Violated, BackendError, RobustnessError)):
             failed_once = True
             raise _Failure(outcome, case)
 
     try:
         property_test()
     except _Failure as failure:
-        report.status = "violated" if isinstance(failure.outcome, Violated) else "error"
+        report.status = ("violated" if isinstance(failure.outcome, Violated) else
+                         "robustness" if isinstance(failure.outcome, RobustnessError)
+                         else "error")
         report.counterexample = Counterexample(
             failure.case, failure.outcome,
-            reproducer(check.result_id, backend_spec, failure.case))
+            reproducer(check.id, backend_spec, failure.case))
     except (HypothesisException, Exception) as error:  # noqa: BLE001 - reported
         report.status = "error"
         report.message = (f"{check.result_id}: the run stopped with "
@@ -205,6 +216,9 @@ def run_suite(
     dtype: type[np.floating] = np.float64,
     oracle: MpmathBackend | None = None,
     on_result: Callable[[SuiteReport], None] | None = None,
+    robustness_fails: bool = True,
+    time_limit: float | None = None,
+    check_determinism: bool = True,
 ) -> SuiteReport:
     """Run every check (or those in ``only``) on ``backend``.
 
@@ -212,17 +226,38 @@ def run_suite(
     caller can write it incrementally.
     """
     checks = all_checks(_constraints(backend), dtype)
-    chosen = [c for c in checks if not only or c.result_id in only]
-    report = SuiteReport(backend.name, seed, examples, np.dtype(dtype).name)
+    chosen = [c for c in checks if not only or c.id in only]
+    report = SuiteReport(backend.name, seed, examples, np.dtype(dtype).name,
+                         robustness_fails=robustness_fails)
+    POLICY.hung = ""
+    POLICY.check_determinism = check_determinism
+    if time_limit is not None:
+        POLICY.time_limit = time_limit
     oracle = oracle or MpmathBackend()
     for check in chosen:
-        logger.info("checking %s on %s", check.result_id, backend.name)
-        report.results.append(run_check(check, backend, oracle, examples=examples,
-                                        seed=seed, backend_spec=backend_spec))
+        logger.info("checking %s on %s", check.id, backend.name)
+        if POLICY.hung:
+            report.results.append(ResultReport(
+                check.id, _title(check), status="error", result=check.result_id,
+                message=f"{check.id}: not run, because {POLICY.hung}"))
+        else:
+            report.results.append(run_check(check, backend, oracle,
+                                            examples=examples, seed=seed,
+                                            backend_spec=backend_spec))
         if on_result is not None:
             on_result(report)
     report.complete = True
     return report
+
+
+def _title(check: Check) -> str:
+    title = get(check.result_id).title
+    return f"{title} ({check.aspect})" if check.aspect else title
+
+
+def check_ids() -> list[str]:
+    """Every check's row id, in run order (the values ``--only`` accepts)."""
+    return [c.id for c in all_checks()]
 
 
 def _constraints(backend: Backend) -> NetworkConstraints | None:

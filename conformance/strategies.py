@@ -29,6 +29,11 @@ WEIGHT_SCALES = (1.0, 0.1, 3.0, 30.0)
 """Standard deviations of the weights: typical, small, large, saturating."""
 INPUT_SCALES = (1.0, 0.01, 10.0, 100.0)
 """Standard deviations of inputs and biases."""
+OVERFLOW_INPUT_SCALES = (300.0, 1000.0, 3000.0)
+"""Input and bias scales of the robustness probe: pre-activations and logits
+of hundreds to thousands, past where a naive ``exp`` overflows (about 709.8
+in float64), while every exact loss and gradient stays finite."""
+
 TARGET_KINDS = ("one-hot", "probabilities", "arbitrary")
 """Targets for softmax cross-entropy: one class, a distribution, or any
 non-negative vector (the lemma does not need them to sum to one)."""
@@ -184,6 +189,8 @@ def cases(
     max_batch: int = MAX_BATCH,
     dtype: type[np.floating] = np.float64,
     probability_targets: bool = False,
+    weight_scales: tuple[float, ...] = WEIGHT_SCALES,
+    input_scales: tuple[float, ...] = INPUT_SCALES,
 ) -> Case:
     """Cases over ``network_strategy`` (default :func:`networks`).
 
@@ -193,12 +200,12 @@ def cases(
     network = draw(network_strategy if network_strategy is not None else networks())
     batch = draw(st.integers(min_batch, max_batch))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    weight_scales = [draw(st.sampled_from(WEIGHT_SCALES)) for _ in network.activations]
-    input_scale = draw(st.sampled_from(INPUT_SCALES))
+    layer_scales = [draw(st.sampled_from(weight_scales)) for _ in network.activations]
+    input_scale = draw(st.sampled_from(input_scales))
     kinks = draw(st.integers(0, 2)) == 0
 
     weights = tuple(rng.standard_normal(network.weight_shape(ell)) * scale
-                    for ell, scale in enumerate(weight_scales, start=1))
+                    for ell, scale in enumerate(layer_scales, start=1))
     biases = tuple(rng.standard_normal(n) * input_scale for n in network.widths[1:])
     inputs = rng.standard_normal((batch, network.widths[0])) * input_scale
     if kinks:
