@@ -13,12 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from conformance.report import render_failures, render_table, write_json
+from conformance.formats import to_junit, to_markdown, write_atomically
+from conformance.known import apply_known, load_known
+from conformance.profiles import PROFILE_EXAMPLES, chosen_profile
+from conformance.progress import Progress
+from conformance.report import render_failures, render_notes, render_table, write_json
 import numpy as np
 
 from conformance._guard import DEFAULT_TIME_LIMIT
 from conformance.matrix import list_backends, run_matrix
-from conformance.runner import DEFAULT_EXAMPLES, DEFAULT_SEED, check_ids, run_suite
+from conformance.runner import DEFAULT_SEED, SuiteReport, check_ids, run_suite
 from impl import MpmathBackend, load_backend
 from impl.oracle import DEFAULT_DIGITS
 from spec.errors import BackpropSpecError
@@ -33,6 +37,8 @@ examples:
   python -m conformance --backend torch          judge PyTorch autograd
   python -m conformance --backend mymod:backend  judge your own code
   python -m conformance --examples 200 --seed 7 --report report.json
+  python -m conformance --profile thorough -j 2 --junit junit.xml
+  python -m conformance --backend torch --expected-failures known.toml
   python -m conformance --backend torch --dtype float32
   python -m conformance --list                   which backends are available here
   python -m conformance matrix                   every available backend, as a table
@@ -68,6 +74,15 @@ def _seed(text: str) -> int:
 DTYPES: dict[str, type[np.floating]] = {"float64": np.float64, "float32": np.float32}
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("backprop-spec")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -95,8 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="reference",
                         help="reference, jacobian-product, mpmath, torch, or "
                         "package.module:attribute (default: reference)")
-    parser.add_argument("--examples", type=_positive, default=DEFAULT_EXAMPLES,
-                        help=f"examples per result (default: {DEFAULT_EXAMPLES})")
+    parser.add_argument("--version", action="version",
+                        version=f"backprop-spec {_version()}")
+    parser.add_argument("--profile", choices=sorted(PROFILE_EXAMPLES),
+                        help="dev (10 examples per check), ci (40, the default) or "
+                        "thorough (2000); also from $BACKPROP_SPEC_PROFILE")
+    parser.add_argument("--examples", type=_positive, default=None,
+                        help="examples per check (default: the profile's)")
     parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
                         help=f"Hypothesis seed (default: {DEFAULT_SEED})")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float64",
@@ -114,6 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
                         f"before it is reported as hung (default: {DEFAULT_TIME_LIMIT:g})")
     parser.add_argument("--report", type=Path, metavar="FILE",
                         help="also write the report as JSON to FILE")
+    parser.add_argument("--junit", type=Path, metavar="FILE",
+                        help="also write JUnit XML for CI systems to FILE")
+    parser.add_argument("--markdown", type=Path, metavar="FILE",
+                        help="also write a Markdown summary to FILE")
+    parser.add_argument("--expected-failures", type=Path, metavar="FILE",
+                        help="TOML file of known differences: listed failures are "
+                        "reported, not failed (see docs)")
+    parser.add_argument("--database", metavar="DIR",
+                        help="keep failing examples in this Hypothesis example "
+                        "database and replay them first on the next run")
+    parser.add_argument("-j", "--jobs", type=_positive, default=1,
+                        help="run checks in N processes (default: 1)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress and no table: only the verdict line and "
+                        "any failures")
     parser.add_argument("--list", action="store_true",
                         help="list every known backend, whether it can be "
                         "loaded here, and why not; then exit")
@@ -136,35 +171,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         print(list_backends())
         return EXIT_CONFORMANT
-    if args.report is not None and not args.report.parent.exists() and \
-            str(args.report.parent):
-        print(f"python -m conformance: error: --report {args.report}: folder "
-              f"{args.report.parent} does not exist", file=sys.stderr)
-        return EXIT_USAGE
+    for option, path in (("--report", args.report), ("--junit", args.junit),
+                         ("--markdown", args.markdown)):
+        if path is not None and str(path.parent) and not path.parent.exists():
+            print(f"python -m conformance: error: {option} {path}: folder "
+                  f"{path.parent} does not exist", file=sys.stderr)
+            return EXIT_USAGE
     try:
+        profile = chosen_profile(args.profile)
+        known = (load_known(args.expected_failures, check_ids())
+                 if args.expected_failures else [])
         backend = load_backend(args.backend)
     except BackpropSpecError as error:
         print(f"python -m conformance: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    examples = args.examples or PROFILE_EXAMPLES[profile]
 
-    def save(report: object) -> None:
+    def save(report: SuiteReport) -> None:
+        apply_known(report, known, args.backend)
         if args.report is not None:
-            write_json(report, args.report)  # type: ignore[arg-type]  # SuiteReport
+            write_json(report, args.report)
+        if args.junit is not None:
+            write_atomically(args.junit, to_junit(report))
+        if args.markdown is not None:
+            write_atomically(args.markdown, to_markdown(report))
+
+    progress = Progress.for_terminal(quiet=args.quiet,
+                                     total=_count_checks(args.only), examples=examples)
+
+    def on_result(report: SuiteReport) -> None:
+        save(report)
+        progress.finished(report)
 
     try:
-        report = run_suite(backend, backend_spec=args.backend, examples=args.examples,
-                           seed=args.seed, only=args.only, dtype=DTYPES[args.dtype],
-                           oracle=MpmathBackend(args.oracle_digits), on_result=save,
-                           robustness_fails=args.robustness == "fail",
-                           time_limit=args.time_limit)
+        with progress:
+            report = run_suite(
+                backend, backend_spec=args.backend, examples=examples,
+                seed=args.seed, only=args.only, dtype=DTYPES[args.dtype],
+                oracle=MpmathBackend(args.oracle_digits),
+                on_result=on_result,
+                on_example=progress.example, jobs=args.jobs, database=args.database,
+                robustness_fails=args.robustness == "fail", time_limit=args.time_limit)
     except KeyboardInterrupt:
-        print("\ninterrupted; the report file holds every result finished so far "
-              "(marked incomplete)", file=sys.stderr)
+        print("\ninterrupted; the report files hold every check finished so far, "
+              "marked incomplete", file=sys.stderr)
         return 130
     save(report)
-    print(render_table(report))
+    _print_report(report, quiet=args.quiet)
+    return EXIT_CONFORMANT if report.conformant else EXIT_VIOLATED
+
+
+def _count_checks(only: Sequence[str]) -> int:
+    return len(only) if only else len(check_ids())
+
+
+def _print_report(report: SuiteReport, *, quiet: bool) -> None:
+    table = render_table(report)
+    print(table.splitlines()[-1] if quiet else table)
+    notes = render_notes(report)
+    if notes:
+        print()
+        print(notes)
     failures = render_failures(report)
     if failures:
         print()
         print(failures)
-    return EXIT_CONFORMANT if report.conformant else EXIT_VIOLATED

@@ -21,6 +21,8 @@ VERDICT_WORDS = {
     "error": "BACKEND ERROR",
     "not-applicable": "not applicable",
     "robustness": "OVERFLOWS",
+    "expected-failure": "expected failure",
+    "unexpected-pass": "UNEXPECTEDLY PASSING",
 }
 
 
@@ -31,7 +33,7 @@ def render_table(report: SuiteReport) -> str:
             for r in report.results]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(4)]
     lines = [f"backend {report.backend!r}, seed {report.seed}, "
-             f"{report.examples} examples per result", ""]
+             f"{report.examples} examples per check", ""]
     for row in [header, *rows]:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     failed = [r for r in report.results if r.failed]
@@ -131,6 +133,7 @@ def to_json(report: SuiteReport) -> dict[str, Any]:
         "seed": report.seed,
         "examples_per_result": report.examples,
         "complete": report.complete,
+        "dtype": report.dtype,
         "conformant": report.conformant,
         "results": [_result_json(r) for r in report.results],
     }
@@ -202,3 +205,9 @@ def write_json(report: SuiteReport, path: Path) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         stream.write(text + "\n")
     os.replace(temporary, path)
+
+
+def render_notes(report: SuiteReport) -> str:
+    """Lines for known differences: expected failures and unexpected passes."""
+    return "\n".join(f"{r.result_id}: {r.message}" for r in report.results
+                     if r.status in ("expected-failure", "unexpected-pass"))

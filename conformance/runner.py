@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import hypothesis
 from hypothesis import Phase, Verbosity, given, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import HypothesisException
 
 from conformance._guard import POLICY, BackendMisbehaved, RobustnessFailure
@@ -140,7 +143,9 @@ def _judge_once(check: Check, backend: Backend, oracle: MpmathBackend,
 
 
 def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
-              examples: int, seed: int, backend_spec: str) -> ResultReport:
+              examples: int, seed: int, backend_spec: str,
+              database: str | None = None,
+              on_example: Callable[[str, int], None] | None = None) -> ResultReport:
     """Run one check for ``examples`` examples; shrink any failure."""
     report = ResultReport(check.id, _title(check), result=check.result_id)
     started = time.perf_counter()
@@ -155,7 +160,8 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
         return report
     strategy = check.strategy
 
-    @settings(max_examples=examples, database=None, deadline=None,
+    @settings(max_examples=examples, deadline=None,
+              database=DirectoryBasedExampleDatabase(database) if database else None,
               verbosity=Verbosity.quiet, print_blob=False, report_multiple_bugs=False,
               phases=(Phase.explicit, Phase.generate, Phase.shrink),
               suppress_health_check=())
@@ -166,6 +172,8 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
         outcome = _judge_once(check, backend, oracle, case)
         if not failed_once:
             _record(report, outcome)
+            if on_example is not None:
+                on_example(check.id, report.examples)
         if isinstance(outcome, (Violated, BackendError, RobustnessError)):
             failed_once = True
             raise _Failure(outcome, case)
@@ -216,14 +224,20 @@ def run_suite(
     dtype: type[np.floating] = np.float64,
     oracle: MpmathBackend | None = None,
     on_result: Callable[[SuiteReport], None] | None = None,
+    on_example: Callable[[str, int], None] | None = None,
     robustness_fails: bool = True,
     time_limit: float | None = None,
     check_determinism: bool = True,
+    jobs: int = 1,
+    database: str | None = None,
 ) -> SuiteReport:
     """Run every check (or those in ``only``) on ``backend``.
 
     ``on_result`` is called with the report so far after each result, so a
-    caller can write it incrementally.
+    caller can write it incrementally; ``on_example(check_id, n)`` after each
+    example (in this process only). With ``jobs > 1`` the checks run in that
+    many worker processes, each loading the backend again from
+    ``backend_spec``; the report keeps the registry's order.
     """
     checks = all_checks(_constraints(backend), dtype)
     chosen = [c for c in checks if not only or c.id in only]
@@ -234,20 +248,72 @@ def run_suite(
     if time_limit is not None:
         POLICY.time_limit = time_limit
     oracle = oracle or MpmathBackend()
-    for check in chosen:
-        logger.info("checking %s on %s", check.id, backend.name)
-        if POLICY.hung:
-            report.results.append(ResultReport(
-                check.id, _title(check), status="error", result=check.result_id,
-                message=f"{check.id}: not run, because {POLICY.hung}"))
-        else:
-            report.results.append(run_check(check, backend, oracle,
-                                            examples=examples, seed=seed,
-                                            backend_spec=backend_spec))
-        if on_result is not None:
-            on_result(report)
+    settings_for = _Settings(examples, seed, backend_spec, database, on_example)
+    if on_result is not None:
+        on_result(report)
+    if jobs > 1:
+        _run_parallel(chosen, report, oracle, settings_for, jobs, dtype, on_result)
+    else:
+        for check in chosen:
+            report.results.append(_run_or_skip(check, backend, oracle, settings_for))
+            if on_result is not None:
+                on_result(report)
     report.complete = True
     return report
+
+
+@dataclass(frozen=True)
+class _Settings:
+    examples: int
+    seed: int
+    backend_spec: str
+    database: str | None
+    on_example: Callable[[str, int], None] | None = None
+
+
+def _run_or_skip(check: Check, backend: Backend, oracle: MpmathBackend,
+                 options: _Settings) -> ResultReport:
+    logger.info("checking %s on %s", check.id, backend.name)
+    if POLICY.hung:
+        return ResultReport(check.id, _title(check), status="error",
+                            result=check.result_id,
+                            message=f"{check.id}: not run, because {POLICY.hung}")
+    return run_check(check, backend, oracle, examples=options.examples,
+                     seed=options.seed, backend_spec=options.backend_spec,
+                     database=options.database, on_example=options.on_example)
+
+
+def _run_parallel(chosen: list[Check], report: SuiteReport, oracle: MpmathBackend,
+                  options: _Settings, jobs: int, dtype: type[np.floating],
+                  on_result: Callable[[SuiteReport], None] | None) -> None:
+    """Run checks in worker processes; the standard library's pool schedules."""
+    order = {check.id: index for index, check in enumerate(chosen)}
+    work = [(check.id, options.backend_spec, options.examples, options.seed,
+             np.dtype(dtype).name, oracle.digits, POLICY.time_limit,
+             POLICY.check_determinism, options.database) for check in chosen]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [pool.submit(_worker, item) for item in work]
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            report.results.append(result)
+            report.results.sort(key=lambda r: order[r.result_id])
+            if on_result is not None:
+                on_result(report)
+
+
+def _worker(item: tuple[str, str, int, int, str, int, float | None, bool,
+                        str | None]) -> ResultReport:
+    """Run one check in a worker process, loading the backend by name."""
+    check_id, spec, examples, seed, dtype, digits, limit, determinism, database = item
+    from impl import load_backend
+
+    backend = load_backend(spec)
+    POLICY.time_limit, POLICY.check_determinism = limit, determinism
+    checks = {c.id: c for c in all_checks(_constraints(backend),
+                                          np.dtype(dtype).type)}
+    return _run_or_skip(checks[check_id], backend, MpmathBackend(digits),
+                        _Settings(examples, seed, spec, database))
 
 
 def _title(check: Check) -> str:
