@@ -216,12 +216,16 @@ def _check_finite(loss: float, weights: tuple[FloatArray, ...],
 
 
 def _largest_z(case: Case) -> float:
+    """Largest |pre-activation| of the case, by a float64 forward pass."""
+    from impl import _numeric
+
     a = case.inputs.astype(np.float64)
     largest = 0.0
-    for W, b in zip(case.parameters.weights, case.parameters.biases):
-        z = a @ W.T + b
+    for W, b, activation in zip(case.parameters.weights, case.parameters.biases,
+                                case.network.activations):
+        z = a @ W.astype(np.float64).T + b
         largest = max(largest, float(np.max(np.abs(z))))
-        a = np.tanh(z)
+        a = _numeric.sigma(activation, z)
     return largest
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from conformance.campaign import run_campaign_command, run_merge_command, shard_of
 from conformance.formats import to_junit, to_markdown, write_atomically
 from conformance.known import apply_known, load_known
 from conformance.profiles import PROFILE_EXAMPLES, chosen_profile
@@ -42,6 +43,8 @@ examples:
   python -m conformance --backend torch --dtype float32
   python -m conformance --list                   which backends are available here
   python -m conformance matrix                   every available backend, as a table
+  python -m conformance campaign --backends reference,torch --seeds 0,1 --shards 2
+  python -m conformance merge campaign/*.json    fold a campaign's reports
 """
 
 
@@ -72,6 +75,17 @@ def _seed(text: str) -> int:
 
 
 DTYPES: dict[str, type[np.floating]] = {"float64": np.float64, "float32": np.float32}
+
+
+def _shard(text: str) -> tuple[int, int]:
+    shard, _, shards = text.partition("/")
+    try:
+        pair = int(shard), int(shards)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 2/4, got {text!r}")
+    if not 1 <= pair[0] <= pair[1]:
+        raise argparse.ArgumentTypeError(f"expected 1 <= I <= N, got {text!r}")
+    return pair
 
 
 def _version() -> str:
@@ -144,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database", metavar="DIR",
                         help="keep failing examples in this Hypothesis example "
                         "database and replay them first on the next run")
+    parser.add_argument("--shard", type=_shard, metavar="I/N",
+                        help="run only the I-th of N round-robin shares of the "
+                        "checks (for campaigns spread over machines)")
     parser.add_argument("-j", "--jobs", type=_positive, default=1,
                         help="run checks in N processes (default: 1)")
     parser.add_argument("-q", "--quiet", action="store_true",
@@ -165,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["matrix"]:
         return run_matrix(arguments[1:])
+    if arguments[:1] == ["campaign"]:
+        return run_campaign_command(arguments[1:])
+    if arguments[:1] == ["merge"]:
+        return run_merge_command(arguments[1:])
     args = build_parser().parse_args(arguments)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -186,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m conformance: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     examples = args.examples or PROFILE_EXAMPLES[profile]
+    if args.shard is not None:
+        args.only = shard_of(args.only or check_ids(), *args.shard)
 
     def save(report: SuiteReport) -> None:
         apply_known(report, known, args.backend)

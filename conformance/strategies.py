@@ -13,6 +13,7 @@ activation (sigmoid, tanh, softplus, ELU) and softmax into their flat tails.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,13 +108,14 @@ def networks(
                         losses)
     loss = draw(st.sampled_from(limits.losses))
     depth = draw(st.integers(limits.min_depth, limits.max_depth))
+    narrowest = limits.min_output_width.get(loss, 1)
     if draw(st.booleans()):
-        width = draw(st.integers(limits.min_output_width, limits.max_width))
+        width = draw(st.integers(narrowest, limits.max_width))
         widths = (width,) * (depth + 1)
         event("square layers")
     else:
         widths = tuple(draw(st.integers(1, limits.max_width)) for _ in range(depth))
-        widths += (draw(st.integers(limits.min_output_width, limits.max_width)),)
+        widths += (draw(st.integers(narrowest, limits.max_width)),)
     if limits.same_hidden and depth > 1:
         hidden = (draw(st.sampled_from(limits.hidden)),) * (depth - 1)
     else:
@@ -130,7 +132,7 @@ class _Limits:
     min_depth: int
     max_depth: int
     max_width: int
-    min_output_width: int
+    min_output_width: Mapping[Loss, int]
     hidden: tuple[Activation, ...]
     output: dict[Loss, tuple[Activation, ...]]
     losses: tuple[Loss, ...]
@@ -149,15 +151,16 @@ class _Limits:
         high = min(max_depth, c.max_depth or max_depth)
         if not hidden:
             high = min(high, 1)
-        usable = tuple(loss for loss in losses if output[loss])
+        usable = tuple(loss for loss in losses if output[loss] and
+                       c.min_output_width.get(loss, 1) <= min(max_width,
+                                                              c.max_width or max_width))
         return _Limits(low, high, min(max_width, c.max_width or max_width),
                        c.min_output_width, hidden, output, usable,
                        c.same_hidden_activation)
 
     @property
     def empty(self) -> bool:
-        return (not self.losses or self.min_depth > self.max_depth
-                or self.min_output_width > self.max_width)
+        return not self.losses or self.min_depth > self.max_depth
 
 
 def supported(constraints: NetworkConstraints | None, *, min_depth: int = 1,

@@ -78,7 +78,8 @@ class NetworkConstraints:
     max_width
         Widest layer supported (a scalar engine may be slow past a few).
     min_output_width
-        Narrowest last layer supported (a classifier may need two classes).
+        Narrowest last layer supported, per loss (a classifier may need two
+        classes where a regressor takes one); losses not listed take 1.
     """
 
     activations: frozenset[Activation] = frozenset(Activation)
@@ -89,7 +90,7 @@ class NetworkConstraints:
     max_depth: int | None = None
     min_depth: int = 1
     max_width: int | None = None
-    min_output_width: int = 1
+    min_output_width: Mapping[Loss, int] = field(default_factory=dict)
 
     @property
     def losses(self) -> tuple[Loss, ...]:

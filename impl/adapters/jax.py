@@ -23,8 +23,10 @@ Conventions converted here, each applied alike to the loss and its gradient:
 Creating the backend turns on ``jax_enable_x64`` for the whole process (JAX
 otherwise silently computes float64 arrays in float32) and pins every
 computation to the CPU device. Arrays are computed in the dtype they arrive
-in (float64, or float32 in a ``--dtype float32`` run). Functions run eagerly,
-primitive by primitive, without ``jax.jit``.
+in (float64, or float32 in a ``--dtype float32`` run). Each function is
+compiled with ``jax.jit``, as JAX code normally runs, once per network and
+array shapes; parameters and data are arguments of the compiled function,
+never constants XLA could fold at compile time.
 
 JAX is imported when the backend is created, so the rest of the project runs
 without it.
@@ -65,6 +67,11 @@ def _import_jax() -> Any:
     return jax
 
 
+COMPILED_CACHE_SIZE = 256
+"""Compiled functions kept per backend, keyed by what and which network; the
+suite revisits a network while shrinking, and compiling dominates the time."""
+
+
 @dataclass
 class JaxBackend:
     """JAX reverse and forward mode on the CPU, in the dtype of the run."""
@@ -78,8 +85,9 @@ class JaxBackend:
         if self.jax is None:
             self.jax = _import_jax()
         self._cpu = self.jax.devices("cpu")[0]
+        self._compiled: dict[tuple[str, Network], Any] = {}
 
-    # Building blocks: arrays in, the network map, the loss.
+    # Building blocks: arrays in, the network map, the loss, compiled functions.
 
     def _array(self, array: FloatArray, dtype: np.dtype[Any]) -> Any:
         return self.jax.device_put(np.array(array, dtype=dtype), self._cpu)
@@ -126,10 +134,24 @@ class JaxBackend:
         return ([self._array(W, dtype) for W in parameters.weights],
                 [self._array(b, dtype) for b in parameters.biases])
 
-    def _input_map(self, network: Network, parameters: Parameters,
-                   dtype: np.dtype[Any]) -> Callable[[Any], Any]:
-        weights, biases = self._parameters(parameters, dtype)
-        return lambda x: self._network(network, weights, biases, x)
+    def _function(self, kind: str, network: Network,
+                  build: Callable[[], Any]) -> Any:
+        """``jax.jit(build())``, compiled once per ``kind`` and network.
+
+        Every array is an argument of the compiled function, never a
+        constant inside it, so XLA cannot fold the computation away.
+        """
+        key = (kind, network)
+        if key not in self._compiled:
+            if len(self._compiled) >= COMPILED_CACHE_SIZE:
+                self._compiled.pop(next(iter(self._compiled)))
+            self._compiled[key] = self.jax.jit(build())
+        return self._compiled[key]
+
+    def _call(self, kind: str, network: Network, build: Callable[[], Any],
+              *arguments: Any) -> Any:
+        with self.jax.default_device(self._cpu):
+            return self._function(kind, network, build)(*arguments)
 
     # The protocol.
 
@@ -139,70 +161,92 @@ class JaxBackend:
         """Mean loss and ``jax.value_and_grad`` of it in every parameter."""
         dtype = np.asarray(inputs).dtype
         weights, biases = self._parameters(parameters, dtype)
-        X, Y = self._array(inputs, dtype), self._array(targets, dtype)
 
-        def batch_loss(weights: list[Any], biases: list[Any], X: Any, Y: Any) -> Any:
-            return self._loss(network, self._network(network, weights, biases, X), Y)
+        def build() -> Any:
+            def batch_loss(weights: list[Any], biases: list[Any], X: Any,
+                           Y: Any) -> Any:
+                output = self._network(network, weights, biases, X)
+                return self._loss(network, output, Y)
 
-        with self.jax.default_device(self._cpu):
-            loss, (dW, db) = self.jax.jit(self.jax.value_and_grad(batch_loss, argnums=(0, 1)))(
-                weights, biases, X, Y)
+            return self.jax.value_and_grad(batch_loss, argnums=(0, 1))
+
+        loss, (dW, db) = self._call("loss", network, build, weights, biases,
+                                    self._array(inputs, dtype),
+                                    self._array(targets, dtype))
         return LossAndGradients(
             float(loss),
             Parameters(tuple(np.array(g, dtype=dtype) for g in dW),
                        tuple(np.array(g, dtype=dtype) for g in db)))
 
+    def _input_function(self, network: Network,
+                        transform: Callable[[Callable[[Any], Any]], Any],
+                        ) -> Callable[[], Any]:
+        """A builder of ``(weights, biases, x, *rest) -> transform(f)(x, *rest)``
+        for the network map ``f`` at fixed parameters."""
+        def build() -> Any:
+            def function(weights: list[Any], biases: list[Any], x: Any,
+                         *rest: Any) -> Any:
+                def network_map(x: Any) -> Any:
+                    return self._network(network, weights, biases, x)
+
+                return transform(network_map)(x, *rest)
+
+            return function
+
+        return build
+
+    def _on_input(self, kind: str, network: Network, parameters: Parameters,
+                  x: FloatArray, transform: Callable[[Callable[[Any], Any]], Any],
+                  *rest: FloatArray) -> FloatArray:
+        dtype = np.asarray(x).dtype
+        weights, biases = self._parameters(parameters, dtype)
+        result = self._call(kind, network, self._input_function(network, transform),
+                            weights, biases, self._array(x, dtype),
+                            *(self._array(r, dtype) for r in rest))
+        return np.array(result, dtype=dtype)
+
     def input_jacobian(self, network: Network, parameters: Parameters,
                        x: FloatArray) -> FloatArray:
         """``jax.jacrev`` of :math:`x \\mapsto a_L`, ``n_L x n_0``."""
-        dtype = np.asarray(x).dtype
-        with self.jax.default_device(self._cpu):
-            J = self.jax.jacrev(self._input_map(network, parameters, dtype))(
-                self._array(x, dtype))
-        return np.array(J, dtype=dtype)
+        return self._on_input("jacrev", network, parameters, x, self.jax.jacrev)
 
     def input_jacobian_forward(self, network: Network, parameters: Parameters,
                                x: FloatArray) -> FloatArray:
         """``jax.jacfwd`` of :math:`x \\mapsto a_L`, ``n_L x n_0``."""
-        dtype = np.asarray(x).dtype
-        with self.jax.default_device(self._cpu):
-            J = self.jax.jacfwd(self._input_map(network, parameters, dtype))(
-                self._array(x, dtype))
-        return np.array(J, dtype=dtype)
-
-    def parameter_jacobian(self, network: Network, parameters: Parameters,
-                           x: FloatArray) -> FloatArray:
-        r"""``jax.jacrev`` in all parameters, columns :math:`\operatorname{vec}W_1, b_1,\dots`."""
-        dtype = np.asarray(x).dtype
-        weights, biases = self._parameters(parameters, dtype)
-        x_array = self._array(x, dtype)
-
-        def output(weights: list[Any], biases: list[Any]) -> Any:
-            return self._network(network, weights, biases, x_array)
-
-        with self.jax.default_device(self._cpu):
-            dW, db = self.jax.jacrev(output, argnums=(0, 1))(weights, biases)
-        return _stack_parameter_blocks(network, dW, db, dtype)
+        return self._on_input("jacfwd", network, parameters, x, self.jax.jacfwd)
 
     def vjp(self, network: Network, parameters: Parameters, x: FloatArray,
             u: FloatArray) -> FloatArray:
         """``jax.vjp``: :math:`u^\\top J_x`, ``n_0`` entries."""
-        dtype = np.asarray(x).dtype
-        with self.jax.default_device(self._cpu):
-            _, pullback = self.jax.vjp(self._input_map(network, parameters, dtype),
-                                       self._array(x, dtype))
-            (result,) = pullback(self._array(u, dtype))
-        return np.array(result, dtype=dtype)
+        def pull_back(f: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+            return lambda x, u: self.jax.vjp(f, x)[1](u)[0]
+
+        return self._on_input("vjp", network, parameters, x, pull_back, u)
 
     def jvp(self, network: Network, parameters: Parameters, x: FloatArray,
             v: FloatArray) -> FloatArray:
         """``jax.jvp``: :math:`J_x v`, ``n_L`` entries."""
+        def push_forward(f: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+            return lambda x, v: self.jax.jvp(f, (x,), (v,))[1]
+
+        return self._on_input("jvp", network, parameters, x, push_forward, v)
+
+    def parameter_jacobian(self, network: Network, parameters: Parameters,
+                           x: FloatArray) -> FloatArray:
+        r"""``jax.jacrev`` in all parameters, columns
+        :math:`\operatorname{vec}W_1, b_1, \operatorname{vec}W_2, \dots`."""
         dtype = np.asarray(x).dtype
-        with self.jax.default_device(self._cpu):
-            _, result = self.jax.jvp(self._input_map(network, parameters, dtype),
-                                     (self._array(x, dtype),),
-                                     (self._array(v, dtype),))
-        return np.array(result, dtype=dtype)
+        weights, biases = self._parameters(parameters, dtype)
+
+        def build() -> Any:
+            def output(weights: list[Any], biases: list[Any], x: Any) -> Any:
+                return self._network(network, weights, biases, x)
+
+            return self.jax.jacrev(output, argnums=(0, 1))
+
+        dW, db = self._call("parameter_jacobian", network, build, weights, biases,
+                            self._array(x, dtype))
+        return _stack_parameter_blocks(network, dW, db, dtype)
 
     def layer_jacobians(self, network: Network, parameters: Parameters,
                         x: FloatArray) -> list[FloatArray]:
@@ -213,17 +257,24 @@ class JaxBackend:
         """
         dtype = np.asarray(x).dtype
         weights, biases = self._parameters(parameters, dtype)
-        a = self._array(x, dtype)
-        jacobians: list[FloatArray] = []
-        with self.jax.default_device(self._cpu):
-            for W, b, activation in zip(weights, biases, network.activations):
-                def layer(a_previous: Any, W: Any = W, b: Any = b,
-                          activation: Activation = activation) -> Any:
-                    return self._layer(activation, W, b, a_previous)
 
-                jacobians.append(np.array(self.jax.jacrev(layer)(a), dtype=dtype))
-                a = layer(a)
-        return jacobians
+        def build() -> Any:
+            def jacobians(weights: list[Any], biases: list[Any], a: Any) -> Any:
+                found = []
+                for W, b, activation in zip(weights, biases, network.activations):
+                    def layer(a_previous: Any, W: Any = W, b: Any = b,
+                              activation: Activation = activation) -> Any:
+                        return self._layer(activation, W, b, a_previous)
+
+                    found.append(self.jax.jacrev(layer)(a))
+                    a = layer(a)
+                return found
+
+            return jacobians
+
+        found = self._call("layer_jacobians", network, build, weights, biases,
+                           self._array(x, dtype))
+        return [np.array(J, dtype=dtype) for J in found]
 
 
 def _stack_parameter_blocks(network: Network, weight_blocks: list[Any],

@@ -11,8 +11,8 @@ Conventions converted here, each applied alike to the loss and its gradient:
   (\texttt{mygrad.nnet.logsoftmax}(a))_i` per example, averaged over the
   batch. ``mygrad.nnet.softmax_crossentropy`` is not used: it takes class
   indices, while the spec's targets are vectors that need not sum to one.
-* Activations: ``mygrad.nnet`` 's ``sigmoid``, ``relu``,
-  ``leaky_relu(z, 0.01)`` and ``elu(z, alpha=1)``; ``mygrad.tanh``; softplus,
+* Activations: ``sigmoid``, ``relu``, ``leaky_relu(z, 0.01)`` and
+  ``elu(z, alpha=1)`` from ``mygrad.nnet``, and ``mygrad.tanh``; softplus,
   which ``mygrad.nnet`` lacks, is ``mygrad.logaddexp(z, 0)``. At the kink
   ``relu`` passes no gradient (left derivative) and ``leaky_relu``, built
   from ``maximum`` and ``minimum``, passes none either (slope 0, neither

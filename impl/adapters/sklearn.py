@@ -83,12 +83,12 @@ SKLEARN_CONSTRAINTS = NetworkConstraints(
                         Loss.SOFTMAX_CROSS_ENTROPY: frozenset({Activation.IDENTITY})},
     same_hidden_activation=True,
     targets_sum_to_one=True,
-    min_output_width=2,
+    min_output_width={Loss.SOFTMAX_CROSS_ENTROPY: 2},
 )
 """The networks ``MLPRegressor`` and ``MLPClassifier`` can represent.
 
-``min_output_width=2`` is needed by the classifier only; the regressor
-accepts one output, but the field applies to both losses."""
+The classifier needs two classes (with one it switches to a logistic output);
+the regressor accepts a single output."""
 
 
 def _import_neural_network() -> Any:
