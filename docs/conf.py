@@ -34,7 +34,13 @@ extensions = [
     "sphinx.ext.napoleon",
     "mathml_math",
     "spec_pages",
+    "myst_parser",
 ]
+
+# Generated Markdown (the conformance matrix, benchmark and detection tables)
+# is read by MyST; rst stays the format of the hand-written pages.
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+myst_heading_anchors = 2
 
 root_doc = "index"
 exclude_patterns = ["_build", "examples"]
