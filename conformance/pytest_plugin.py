@@ -1,4 +1,4 @@
-"""The conformance suite as pytest tests: ``pytest --pyargs conformance --backend NAME``.
+"""The conformance suite as pytest tests: ``pytest --pyargs conformance --backend X``.
 
 With ``--backend`` the plugin collects one test per check, named by the
 check's id (``total-derivative``, ``self-consistency``, ``gradient-product``,
@@ -24,13 +24,15 @@ were.
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
+import types
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -204,9 +206,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     run = config.stash.get(RUN_KEY, None)
     if run is None:
         return []
-    return [f"backprop-spec: backend {run.backend.name!r} ({run.backend_spec}), "
-            f"{run.examples} examples per check, seed {run.seed}, "
-            f"{run.dtype.__name__}, oracle {run.oracle.digits} digits"]
+    header = (f"backprop-spec: backend {run.backend.name!r} ({run.backend_spec}), "
+              f"{run.examples} examples per check, seed {run.seed}, "
+              f"{run.dtype.__name__}, oracle {run.oracle.digits} digits")
+    return [header]
 
 
 # 3. Collection: one item per check under conformance/checks.py.
@@ -225,13 +228,22 @@ class ConformanceChecks(pytest.File):
     """The conformance checks, in run order, as pytest items."""
 
     def collect(self) -> Iterator[ConformanceCheck]:
-        """One :class:`ConformanceCheck` per check id."""
-        from conformance.runner import check_ids
+        """One :class:`ConformanceCheck` per check, located at its judge."""
+        from conformance.checks import all_checks
 
-        ids = check_ids()
-        self.config.stash[RUN_KEY].collected += len(ids)
-        for check_id in ids:
-            yield ConformanceCheck.from_parent(self, name=check_id)
+        checks = all_checks()
+        self.config.stash[RUN_KEY].collected += len(checks)
+        for check in checks:
+            yield ConformanceCheck.from_parent(self, name=check.id,
+                                               line=self._line_of(check.judge))
+
+    def _line_of(self, judge: Callable[..., object]) -> int | None:
+        """The line, counted from 0, where ``judge`` starts, if in this file."""
+        code = getattr(inspect.unwrap(judge), "__code__", None)
+        if not isinstance(code, types.CodeType) or \
+                Path(code.co_filename).resolve() != self.path.resolve():
+            return None
+        return code.co_firstlineno - 1
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -247,7 +259,18 @@ def pytest_collection_modifyitems(config: pytest.Config) -> None:
 # 4. Running one check.
 
 class ConformanceCheck(pytest.Item):
-    """One check of the suite, run on the session's backend."""
+    """One check of the suite, run on the session's backend.
+
+    Parameters
+    ----------
+    line
+        Where the check's judge starts in ``checks.py`` (counted from 0), if
+        it is defined there; shown as the test's location.
+    """
+
+    def __init__(self, *, line: int | None, **node: Any) -> None:
+        super().__init__(**node)
+        self.line = line
 
     def runtest(self) -> None:
         """Run the check as ``python -m conformance --only`` would; judge it."""
@@ -258,6 +281,7 @@ class ConformanceCheck(pytest.Item):
         run = self.config.stash[RUN_KEY]
         if run.hung:
             pytest.fail(f"{self.name}: not run, because {run.hung}", pytrace=False)
+
         report = run_suite(run.backend, backend_spec=run.backend_spec,
                            examples=run.examples, seed=run.seed, only=(self.name,),
                            dtype=run.dtype, oracle=run.oracle,
@@ -273,9 +297,10 @@ class ConformanceCheck(pytest.Item):
             ("status", result.status), ("examples", result.examples),
             ("judged", result.judged), ("at_kinks", result.not_applicable),
             ("worst_error_in_bounds", result.worst_error_in_bounds)])
+
         if result.status == "not-applicable":
-            pytest.skip(f"{self.name} not applicable: "
-                        f"{result.not_applicable_reason or 'no example could be judged'}")
+            reason = result.not_applicable_reason or "no example could be judged"
+            pytest.skip(f"{self.name} not applicable: {reason}")
         if result.failed or (result.status == "robustness" and run.robustness_fails):
             pytest.fail(_failure_message(report), pytrace=False)
         if result.status == "robustness":
@@ -289,7 +314,19 @@ class ConformanceCheck(pytest.Item):
         The name is not the bare check id: pytest shows a name that ends a
         node id with its dots as ``::`` (``jacobian::products``).
         """
-        return self.path, None, f"{self.name} on {self.config.stash[RUN_KEY].backend_spec}"
+        backend_spec = self.config.stash[RUN_KEY].backend_spec
+        return self.path, self.line, f"{self.name} on {backend_spec}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> \
+        Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Locate a not-applicable check's skip at the check, not inside pytest."""
+    report = yield
+    if (isinstance(item, ConformanceCheck) and item.line is not None
+            and report.skipped and isinstance(report.longrepr, tuple)):
+        report.longrepr = (str(item.path), item.line + 1, report.longrepr[2])
+    return report
 
 
 def _failure_message(report: SuiteReport) -> str:
