@@ -246,6 +246,7 @@ def compare(
     layer_index: int | None = None,
     example_index: int | None = None,
     detail: str = "",
+    batch_size: int | None = None,
 ) -> Holds | Violated:
     r"""Judge ``claimed`` against ``exact`` entry by entry.
 
@@ -284,6 +285,9 @@ def compare(
         return Holds(result_id, worst_ratio, int(ratios.size), detail)
 
     index = tuple(int(i) for i in worst)
+    expected_float = np.array([float(v) for v in np.asarray(exact).ravel()],
+                              dtype=np.float64).reshape(claimed_array.shape)
+    pattern = recognise(claimed_array, expected_float, bound_array, batch_size)
     return Violated(
         result_id=result_id,
         location=Location(quantity, layer_index, index, example_index),
@@ -294,8 +298,63 @@ def compare(
         worst_error_in_bounds=worst_ratio,
         violating=violating,
         compared=int(ratios.size),
-        detail=detail,
+        detail=" ".join(part for part in (pattern, detail) if part),
     )
+
+
+def recognise(claimed: FloatArray, expected: FloatArray, bound: FloatArray,
+              batch_size: int | None = None) -> str:
+    """Say which way ``claimed`` is wrong, when it is a recognisable pattern.
+
+    Tried in order: every entry zero; the transpose of the expected matrix;
+    the expected values times one constant (-1: a sign; 2 or 1/2: the
+    halving convention of the squared error; another whole number or its
+    inverse: a sum where a mean belongs, over a batch or the outputs); and
+    agreement to a few digits only (arithmetic in a narrower format). A
+    pattern counts when every entry fits it within the entry's bound.
+
+    >>> recognise(np.array([-1.0, 2.0]), np.array([1.0, -2.0]), np.array([1e-15] * 2))
+    'Pattern: the returned values are the expected ones times -1 (a sign error).'
+    """
+    def fits(candidate: FloatArray) -> bool:
+        return bool(np.all(np.abs(claimed - candidate) <= 2 * bound + 1e-300))
+
+    significant = np.abs(expected) > 4 * bound
+    if not np.any(significant):
+        return ""
+    if np.all(claimed == 0):
+        return "Pattern: every returned value is zero (a gradient never filled in?)."
+    if claimed.ndim == 2 and claimed.shape[0] == claimed.shape[1] and \
+            not np.allclose(expected, expected.T) and fits(expected.T):
+        return "Pattern: the returned matrix is the transpose of the expected one."
+    factor = float(np.median(claimed[significant] / expected[significant]))
+    if factor != 0 and fits(factor * expected) and abs(factor - 1) > 1e-3:
+        return "Pattern: " + _factor_words(factor, batch_size)
+    relative = float(np.max(np.abs(claimed - expected)[significant]
+                            / np.abs(expected[significant])))
+    if 0 < relative < 1e-3:
+        digits = -np.log10(relative)
+        return (f"Pattern: the values agree to about {digits:.0f} significant "
+                "digits only, far below the format's; arithmetic in a narrower "
+                "format (float32) inside, or added noise?")
+    return ""
+
+
+def _factor_words(factor: float, batch_size: int | None) -> str:
+    text = f"the returned values are the expected ones times {factor:.6g}"
+    if abs(factor + 1) < 1e-9:
+        return text + " (a sign error)."
+    for k in range(2, 65):
+        if not (abs(factor - k) < 1e-9 * k or abs(factor - 1 / k) < 1e-9 / k):
+            continue
+        if k == batch_size:
+            return (f"{text} (off by the batch size {k}: a sum over the examples "
+                    "where the mean belongs?)")
+        if k == 2:
+            return (f"{text} (a factor 2: the 1/2 of the squared error dropped or "
+                    "doubled, or a sum over two examples or outputs?)")
+        return f"{text} (a whole factor {k}: a sum where a mean belongs?)"
+    return text + "."
 
 
 def _ratios(errors: FloatArray, bounds: FloatArray) -> FloatArray:

@@ -142,9 +142,10 @@ def check_batch_mean(
                   start=example_bias_gradients[0][ell]) / B for ell in range(depth)]
 
     loss_verdict = compare(BATCH_ID, claimed=[claimed_loss], exact=mean_loss,
-                           bound=[loss_bound], quantity="loss")
+                           bound=[loss_bound], quantity="loss", batch_size=B)
     layers = judge_layers(BATCH_ID, mean_W, mean_b, claimed_weight_gradients,
-                          claimed_bias_gradients, weight_bounds, bias_bounds)
+                          claimed_bias_gradients, weight_bounds, bias_bounds,
+                          batch_size=B)
     return worst_of([loss_verdict, layers])
 
 

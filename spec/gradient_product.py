@@ -143,16 +143,19 @@ def judge_layers(
     claimed_b: Sequence[npt.ArrayLike],
     weight_bounds: Sequence[npt.ArrayLike],
     bias_bounds: Sequence[npt.ArrayLike],
+    batch_size: int | None = None,
 ) -> Verdict:
     """Compare every layer's weight and bias gradient; the worst verdict wins."""
     verdicts: list[Verdict] = []
     for ell in range(len(expected_W)):
         verdicts.append(compare(result_id, claimed=claimed_W[ell],
                                 exact=expected_W[ell], bound=weight_bounds[ell],
-                                quantity="weight_gradient", layer_index=ell + 1))
+                                quantity="weight_gradient", layer_index=ell + 1,
+                                batch_size=batch_size))
         verdicts.append(compare(result_id, claimed=claimed_b[ell],
                                 exact=expected_b[ell], bound=bias_bounds[ell],
-                                quantity="bias_gradient", layer_index=ell + 1))
+                                quantity="bias_gradient", layer_index=ell + 1,
+                                batch_size=batch_size))
     return worst_of(verdicts)
 
 

@@ -136,3 +136,51 @@ def test_worst_of_needs_a_verdict() -> None:
 
     # Assert
     assert "at least one verdict" in str(raised.value)
+
+
+# Recognising which way a value is wrong.
+
+def test_recognise_names_a_sign_error() -> None:
+    from spec._verdict import recognise
+
+    text = recognise(np.array([-1.5, 2.0]), np.array([1.5, -2.0]), np.full(2, 1e-15))
+
+    assert "times -1 (a sign error)" in text
+
+
+def test_recognise_names_a_transposed_matrix() -> None:
+    from spec._verdict import recognise
+
+    expected = np.array([[1.0, 2.0], [3.0, 4.0]])
+    text = recognise(expected.T.copy(), expected, np.full((2, 2), 1e-15))
+
+    assert text == "Pattern: the returned matrix is the transpose of the expected one."
+
+
+def test_recognise_names_the_batch_size_when_it_is_the_factor() -> None:
+    from spec._verdict import recognise
+
+    text = recognise(np.array([3.0, -6.0]), np.array([1.0, -2.0]), np.full(2, 1e-15),
+                     batch_size=3)
+
+    assert "off by the batch size 3" in text
+
+
+def test_recognise_names_all_zero_and_low_precision() -> None:
+    from spec._verdict import recognise
+
+    expected = np.array([1.0, 2.0])
+    zero = recognise(np.zeros(2), expected, np.full(2, 1e-15))
+    single = recognise(expected.astype(np.float32).astype(np.float64) + 1e-7,
+                       expected, np.full(2, 1e-15))
+
+    assert "every returned value is zero" in zero
+    assert "agree to about 7 significant digits" in single
+
+
+def test_recognise_says_nothing_for_an_unstructured_error() -> None:
+    from spec._verdict import recognise
+
+    text = recognise(np.array([1.0, 5.0]), np.array([2.0, 3.0]), np.full(2, 1e-15))
+
+    assert text == ""
