@@ -66,11 +66,13 @@ class LiveProgress(Progress):
 
     def __init__(self, total: int, examples: int) -> None:
         super().__init__(total, examples)
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
         from rich.progress import Progress as RichProgress
 
         self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), transient=True)
+                                MofNCompleteColumn(), transient=True,
+                                console=Console(stderr=True))
         self.checks = self.bar.add_task("checks", total=total)
         self.current: Any = None
         self.current_id = ""

@@ -227,3 +227,31 @@ def test_version_and_help_mention_the_project() -> None:
     assert version.stdout.startswith("backprop-spec ")
     assert "--expected-failures" in help_text.stdout
     assert "campaign" in help_text.stdout
+
+
+def test_on_a_terminal_progress_is_live_and_quiet_mode_shows_only_the_verdict() -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    environment = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="100")
+    live = subprocess.run([sys.executable, "-m", "conformance", "--examples", "3",
+                           "--only", "layer-jacobian.affine"], cwd=REPO,
+                          env=environment, stdout=subprocess.PIPE, stderr=follower,
+                          text=True, timeout=300)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    quiet = run_cli("--examples", "3", "--only", "layer-jacobian.affine", "-q")
+
+    assert live.returncode == 0
+    assert b"checks" in shown and b"\x1b[" in shown  # a live rich display
+    assert quiet.stdout.strip() == "conformant: 1 checks of 1 results, none violated"
+    assert quiet.stderr == ""
