@@ -12,7 +12,6 @@ is named, so a lost machine never passes silently.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys

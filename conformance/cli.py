@@ -22,6 +22,7 @@ from conformance.report import render_failures, render_notes, render_table, writ
 import numpy as np
 
 from conformance._guard import DEFAULT_TIME_LIMIT
+from conformance import _options
 from conformance.matrix import list_backends, run_matrix
 from conformance.runner import DEFAULT_SEED, SuiteReport, check_ids, run_suite
 from impl import MpmathBackend, load_backend
@@ -54,24 +55,12 @@ class _Parser(argparse.ArgumentParser):
                   "try 'python -m conformance --help'\n")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
+_positive = _options.positive
+_seed = _options.seed
+_seconds = _options.seconds
+_digits = _options.oracle_digits
+"""The option validators shared with the pytest plugin (the first two also
+serve ``matrix`` and ``campaign``)."""
 
 
 DTYPES: dict[str, type[np.floating]] = {"float64": np.float64, "float32": np.float32}
@@ -95,23 +84,6 @@ def _version() -> str:
         return version("backprop-spec")
     except PackageNotFoundError:
         return "(not installed)"
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {text}")
-    return value
-
-
-def _digits(text: str) -> int:
-    value = _positive(text)
-    if value < 20:
-        raise argparse.ArgumentTypeError(f"expected at least 20, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "is scaled to its rounding (default: float64)")
     parser.add_argument("--oracle-digits", type=_digits, default=DEFAULT_DIGITS,
                         metavar="N", help="significant digits of the mpmath oracle "
-                        f"(default: {DEFAULT_DIGITS}, at least 20)")
+                        f"(default: {DEFAULT_DIGITS}, at least "
+                        f"{_options.MIN_ORACLE_DIGITS})")
     parser.add_argument("--robustness", choices=("fail", "report"), default="fail",
                         help="whether inf or NaN where the exact values are finite "
                         "(an overflowing formula) makes the run fail (exit 1) or is "

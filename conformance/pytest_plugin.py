@@ -23,7 +23,6 @@ were.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import logging
 import os
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from conformance import _options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,48 +61,6 @@ class ConformanceWarning(UserWarning):
 
 # 1. Options.
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {text}")
-    return value
-
-
-MIN_ORACLE_DIGITS = 20
-"""Fewest oracle digits accepted, as by ``python -m conformance --oracle-digits``."""
-
-
-def _digits(text: str) -> int:
-    value = _positive(text)
-    if value < MIN_ORACLE_DIGITS:
-        raise argparse.ArgumentTypeError(
-            f"expected at least {MIN_ORACLE_DIGITS}, got {value}")
-    return value
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The ``--backend`` and ``--conformance-*`` options.
 
@@ -114,22 +73,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=None, help="judge this backend: reference, "
                     "jacobian-product, mpmath, torch, ... or package.module:attribute; "
                     "without it no conformance check is collected")
-    group.addoption("--conformance-examples", type=_positive, metavar="N",
+    group.addoption("--conformance-examples", type=_options.positive, metavar="N",
                     help="examples per check (default: as python -m conformance)")
-    group.addoption("--conformance-seed", type=_seed, metavar="SEED",
+    group.addoption("--conformance-seed", type=_options.seed, metavar="SEED",
                     help="Hypothesis seed (default: as python -m conformance)")
     group.addoption("--conformance-dtype", choices=DTYPE_CHOICES, default="float64",
                     help="precision the backend computes in (default: float64)")
-    group.addoption("--conformance-oracle-digits", type=_digits, metavar="N",
-                    help="significant digits of the mpmath oracle, at least "
-                    f"{MIN_ORACLE_DIGITS} (default: as python -m conformance)")
+    group.addoption("--conformance-oracle-digits", type=_options.oracle_digits,
+                    metavar="N", help="significant digits of the mpmath oracle, at "
+                    f"least {_options.MIN_ORACLE_DIGITS} (default: as python -m "
+                    "conformance)")
     group.addoption("--conformance-robustness", choices=ROBUSTNESS_CHOICES,
                     default="fail", help="whether inf or NaN where the exact "
                     "values are finite fails the test or is only reported as a "
                     "warning (default: fail)")
-    group.addoption("--conformance-time-limit", type=_seconds, metavar="SECONDS",
-                    help="seconds one backend call may take before it is reported "
-                    "as hung (default: as python -m conformance)")
+    group.addoption("--conformance-time-limit", type=_options.seconds,
+                    metavar="SECONDS", help="seconds one backend call may take "
+                    "before it is reported as hung (default: as python -m "
+                    "conformance)")
 
 
 # 2. The run's settings, fixed once per session.
