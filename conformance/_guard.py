@@ -111,7 +111,9 @@ def call_backend(backend: Backend, case: Case, result_id: str) -> LossAndGradien
 
     The backend receives copies, compared with the originals afterwards, so
     a backend that writes into its inputs is caught; it is asked twice, and
-    the two answers must agree to the bit.
+    the two answers must agree to the bit; then it is asked about other
+    targets, and the arrays of its first answer must not change (a backend
+    handing out buffers it reuses is caught).
 
     Raises
     ------
@@ -121,14 +123,34 @@ def call_backend(backend: Backend, case: Case, result_id: str) -> LossAndGradien
     RobustnessFailure
         It returned inf or NaN (the exact loss and gradients are finite).
     """
-    first = _one_call(backend, case, result_id)
+    first, returned = _one_call(backend, case, result_id)
     if POLICY.check_determinism:
-        second = _one_call(backend, case, result_id)
+        second, _ = _one_call(backend, case, result_id)
         _check_same(first, second, backend.name, result_id, case)
+        # Another question of the same shapes must leave the first answer alone.
+        other = Case(case.network, case.parameters, case.inputs,
+                     (case.targets + 1).astype(case.dtype), case.probe_seed)
+        _one_call(backend, other, result_id)
+        _check_not_overwritten(first, returned, backend.name, result_id)
     return first
 
 
-def _one_call(backend: Backend, case: Case, result_id: str) -> LossAndGradients:
+def _check_not_overwritten(first: LossAndGradients, returned: list[FloatArray],
+                           name: str, result_id: str) -> None:
+    """The arrays a call returned must not change when the backend runs again."""
+    kept = list(first.gradients.weights) + list(first.gradients.biases)
+    for array, copy in zip(returned, kept):
+        if array.shape == copy.shape and not np.array_equal(array, copy):
+            raise BackendMisbehaved(
+                f"{result_id}: backend {name!r} changed the gradient arrays it had "
+                "returned when it was called again: it hands out views into "
+                "buffers it reuses, so a caller's gradients are overwritten by "
+                "the next call (return copies)")
+
+
+def _one_call(backend: Backend, case: Case, result_id: str) -> \
+        tuple[LossAndGradients, list[FloatArray]]:
+    """One validated call, and the very arrays it returned (not copies)."""
     parameters = case.parameters.copy()
     inputs, targets = case.inputs.copy(), case.targets.copy()
     what = f"{result_id}: backend {backend.name!r}"
@@ -142,7 +164,11 @@ def _one_call(backend: Backend, case: Case, result_id: str) -> LossAndGradients:
             f"{what} raised {type(error).__name__}: {error} on "
             f"{case.describe()}") from error
     _check_unchanged(case, parameters, inputs, targets, backend.name, result_id)
-    return _validated(answer, case, backend.name, result_id)
+    returned = []
+    if isinstance(answer, LossAndGradients):
+        returned = [np.asarray(g) for g in
+                    list(answer.gradients.weights) + list(answer.gradients.biases)]
+    return _validated(answer, case, backend.name, result_id), returned
 
 
 def _check_same(first: LossAndGradients, second: LossAndGradients, name: str,
