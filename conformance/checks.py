@@ -672,9 +672,10 @@ def judge_self_consistency(backend: Backend, oracle: MpmathBackend,
     claimed = float(_flatten(answer.gradients).astype(np.float64) @ h)
     u = float(np.finfo(case.dtype).eps) / 2
     t = u ** 0.2 / max(1.0, _sensitivity(case, theta, h))
-    if _crosses_kink(case, theta, h, 2 * t):
-        return NotApplicable(result_id, "a kinked unit changes side within the "
-                             "finite-difference steps")
+    if _crosses_kink(case, theta, h, 2 * t, SECOND_DERIVATIVE_JUMPS):
+        return NotApplicable(result_id, "a unit whose activation is not twice "
+                             "differentiable at 0 (ReLU, leaky ReLU, ELU) reaches "
+                             "or crosses z = 0 within the finite-difference steps")
 
     exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
     bounds = BoundCalculator(case.network, case.parameters,
@@ -747,15 +748,24 @@ def _with_flat(case: Case, flat: FloatArray) -> Case:
     return shifted.astype(case.dtype.type)
 
 
-def _crosses_kink(case: Case, theta: FloatArray, h: FloatArray, reach: float) -> bool:
-    """Whether a kinked unit's pre-activation changes sign within +-reach along h."""
+SECOND_DERIVATIVE_JUMPS = frozenset({Activation.RELU, Activation.LEAKY_RELU,
+                                     Activation.ELU})
+"""Activations whose second derivative jumps at 0; finite differences
+extrapolated as if the loss were smooth err by O(t) across such a point."""
+
+
+def _crosses_kink(case: Case, theta: FloatArray, h: FloatArray, reach: float,
+                  kinds: frozenset[Activation]) -> bool:
+    """Whether a pre-activation of one of ``kinds`` is 0 or changes sign within
+    +-reach along h."""
     signs = []
     for flat in (theta - reach * h, theta, theta + reach * h):
         z_list = _pre_activations(_with_flat(case, flat))
         signs.append([np.sign(z) for z, activation in
-                      zip(z_list, case.network.activations) if activation.has_kink])
+                      zip(z_list, case.network.activations) if activation in kinds])
     return any(not all(np.array_equal(p, q) for p, q in zip(signs[1], other))
-               for other in (signs[0], signs[2]))
+               for other in (signs[0], signs[2])) or \
+        any(bool(np.any(p == 0)) for p in signs[1])
 
 
 COST_DEPTHS = (1, 2, 4, 8, 16)

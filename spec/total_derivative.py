@@ -73,7 +73,9 @@ def check_total_derivative(
     The remainder's linear coefficient :math:`c = (Df(x) - J)h` is estimated by
     Richardson extrapolation of :math:`r(t)/t` at two steps, cancelling the
     :math:`O(t)` term; ``J`` holds as the derivative when
-    :math:`|c_i| \le \beta_i`. The observed order of decay of
+    :math:`|c_i| \le \beta_i` plus the rounding of the quotients themselves
+    (a unit of the working precision times :math:`|f(x)|`, over the step).
+    The observed order of decay of
     :math:`\lVert r(t)\rVert` (2 for an exact ``J`` on a smooth map, 1 for a
     wrong one) is reported in the verdict's detail.
 
@@ -122,8 +124,14 @@ def check_total_derivative(
         # Richardson: c = 2 q(t/2) - q(t) removes the O(t) term.
         coefficient = 2 * quotients[1] - quotients[0]
         order = _observed_order(quotients)
+        # The quotients' own rounding: each f value errs by a unit of the
+        # working precision, divided by the step; Richardson triples it.
+        unit = mpmath.mpf(10) ** (1 - working_digits())
+        noise = np.array([float(3 * 2 * unit * abs(v) / mpmath.ldexp(1, -STEP_EXPONENTS[1]))
+                          for v in f_x], dtype=np.float64)
 
-    return _verdict(coefficient, bound, order, quantity, layer_index)
+    allowed = np.broadcast_to(np.asarray(bound, dtype=np.float64), noise.shape) + noise
+    return _verdict(coefficient, allowed, order, quantity, layer_index)
 
 
 def _exact(values: Any) -> ExactArray:
