@@ -166,7 +166,7 @@ def run_all(
 
 def write_report(report: Report, path: Path) -> str:
     """Render the report to Markdown at ``path``; return the text."""
-    text = render_report(report, target_summary(report.sections))
+    text = render_report(report, target_summary(report.sections), path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return text

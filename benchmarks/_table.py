@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from benchmarks._machine import Machine
@@ -107,6 +109,8 @@ class Section:
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
     load_after: tuple[float, float, float] | None = None
+    figure: Path | None = None
+    """A picture drawn by the benchmark, shown under its table."""
 
 
 @dataclass(frozen=True)
@@ -156,8 +160,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render_section(section: Section, number: int) -> str:
-    """The section's heading, table and notes in Markdown."""
+def render_section(section: Section, number: int, folder: Path | None = None) -> str:
+    """The section's heading, table, figure and notes in Markdown.
+
+    ``folder`` is where the Markdown file goes: figures are linked relative to it.
+    """
     header = (
         ["case", "measured", "median", "IQR", "min – max", "n"]
         + list(section.extra_columns)
@@ -199,6 +206,9 @@ def render_section(section: Section, number: int) -> str:
             ]
         )
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    if section.figure is not None and section.figure.exists():
+        link = Path(os.path.relpath(section.figure, folder or Path.cwd())).as_posix()
+        lines += ["", f"![{section.title}]({link})"]
     notes = list(section.notes) + [
         f"{row.case}, {row.subject}: {row.note}"
         for row in section.rows
@@ -258,8 +268,10 @@ def _load_warning(machine: Machine) -> list[str]:
     ]
 
 
-def render_report(report: Report, summary: Sequence[str] = ()) -> str:
-    """The whole Markdown document."""
+def render_report(
+    report: Report, summary: Sequence[str] = (), folder: Path | None = None
+) -> str:
+    """The whole Markdown document, to be written into ``folder``."""
     lines = (
         [
             "# Benchmarks",
@@ -295,7 +307,7 @@ def render_report(report: Report, summary: Sequence[str] = ()) -> str:
         ] + list(summary)
     lines.append("")
     for number, section in enumerate(report.sections, start=1):
-        lines.append(render_section(section, number))
+        lines.append(render_section(section, number, folder))
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -252,8 +252,11 @@ def run(
         "fixed cost per layer, so its time grows slower than its operation count; "
         "the counts (bottom row of the plot) show the theorem itself."
     )
+    figure = None
     if plot_path is not None:
-        notes.append(_plot_or_reason(points, plot_path))
+        note, drawn = _plot_or_reason(points, plot_path)
+        notes.append(note)
+        figure = plot_path if drawn else None
     return Section(
         "cost-scaling",
         "The cost theorem shown",
@@ -263,6 +266,7 @@ def run(
         extra_columns=(MEMORY, OPERATIONS),
         notes=tuple(notes),
         seconds=time.perf_counter() - started,
+        figure=figure,
     )
 
 
@@ -305,16 +309,21 @@ def _rows(points: Sequence[Point]) -> list[Row]:
     return rows
 
 
-def _plot_or_reason(points: Sequence[Point], path: Path) -> str:
+def _plot_or_reason(points: Sequence[Point], path: Path) -> tuple[str, bool]:
+    """Draw the plot; say what it shows, or why there is none."""
     try:
         plot(points, path)
     except ImportError:
         return (
-            "matplotlib is not installed: no plot was drawn (pip install matplotlib)."
+            "matplotlib is not installed: no plot was drawn (pip install matplotlib).",
+            False,
         )
     return (
-        f"Plot: `{path.name}` (log-log): time, peak memory and operations against "
-        "depth and width for both backends."
+        (
+            f"Plot above (`{path.name}`, log-log): time, peak memory and operations "
+            "against depth and width for both backends."
+        ),
+        True,
     )
 
 

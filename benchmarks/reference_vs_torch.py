@@ -514,12 +514,12 @@ def _malloc_note(
             )
     setting = " ".join(f"{k}={v}" for k, v in KEEP_FREED_MEMORY.items())
     return (
-        "Temporaries: every call allocates fresh arrays for its intermediates; "
-        "glibc serves large ones by mmap and returns them on free, so each call "
-        "page-faults its temporaries in again. Measured again (1 thread) in a "
-        f"subprocess with `{setting}`, which keeps freed memory for reuse: "
-        + "; ".join(parts)
-        + "."
+        "Temporaries: every call allocates fresh arrays for its intermediates, "
+        "and glibc may serve large ones by mmap and unmap them on free, so that "
+        "each call page-faults them in again. To see what that costs here, the "
+        f"1-thread cases were measured again in a subprocess with `{setting}`, "
+        "which keeps freed memory for reuse (a ratio near 1 means it does not "
+        "matter on this run): " + "; ".join(parts) + "."
     )
 
 
