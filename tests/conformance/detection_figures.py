@@ -255,10 +255,10 @@ def alarms_section(alarms: list[FalseAlarms], pinned: list[str]) -> list[str]:
 
     details = [f"- {a.name} (seed {a.seed}): {alarm}" for a in alarms
                for alarm in a.alarms]
-    note = ("Cases on which earlier random runs flagged every correct backend, "
-            "pinned as strict expected failures in "
-            "`tests/conformance/test_mutants.py`, judged on the reference "
-            "backend:")
+    note = ("Cases on which earlier random runs made the suite flag every "
+            "correct backend (`false_alarm_cases` in "
+            "`tests/conformance/mutants.py`, kept as tests in "
+            "`test_mutants.py`), judged again on the reference backend:")
     return lines + ([""] + details if details else []) + ["", note, "", *pinned]
 
 

@@ -74,8 +74,6 @@ class Why(str, enum.Enum):
         "the suite copies each answer as it arrives and never asks again while "
         "holding an earlier answer, so a backend handing out buffers that its "
         "next call overwrites answers every single question right")
-
-
     TAYLOR_TEST_ROUNDING = (
         "total-derivative's Taylor-remainder test works at 60 digits, so its "
         "difference quotient at t = 2^-64 carries a rounding of about "
@@ -92,9 +90,8 @@ class Why(str, enum.Enum):
 
 
 MISSED: dict[str, Why] = {}
-"""Mistakes the suite misses, with the reason (none at present: the suite now
-asks a second question and checks the first answer is left alone)."""
-"""Wrong mutants the suite does not catch, and why."""
+"""Wrong mutants the suite does not catch, and why (none at present: the suite
+now asks a second question and checks the first answer is left alone)."""
 
 
 # Which networks a mistake can show on.
@@ -312,7 +309,7 @@ def test_a_wrong_number_is_caught_as_a_violation_never_as_a_misbehaviour(
 
 @pytest.mark.parametrize(("class_name", "seed_label"), _params(
     mutants.WRONG, keep=lambda name: bool(MISBEHAVIOURS.get(name))))
-def test_writing_into_the_inputs_is_diagnosed_by_the_argument_written(
+def test_writing_where_a_backend_must_not_is_diagnosed_by_what_was_written(
         runs: mutants.Runs, class_name: str, seed_label: str) -> None:
     report = runs.report(_job(class_name, seed_label))
 
