@@ -1,19 +1,19 @@
 r"""Benchmark 1: verifying a gradient with the oracle vs finite differences.
 
-Ours: what the suite does to judge one batch gradient of a backend — the
+Ours: what the suite does to judge one batch gradient of a backend,
+:func:`conformance.verify_gradients` on the reference backend's answer: the
 exact gradient from :class:`impl.MpmathBackend` (30 digits), the float64
 error bound of every component from
-:class:`conformance._bounds.BoundCalculator`, the backend's own gradient
-(the reference backend), and :func:`spec.compare` of every component (the
-loss and each entry of every :math:`W_\ell` and :math:`b_\ell`).
+:class:`conformance._bounds.BoundCalculator`, the backend's own gradient,
+and :func:`spec.compare` of every component (the loss and each entry of
+every :math:`W_\ell` and :math:`b_\ell`).
 
 Peer: ``torch.autograd.gradcheck`` on the same network and parameters,
 written as a function of the parameters, in float64, default (slow) mode
 and ``fast_mode=True``.
 
-Also measured: the experimental batched oracle of
-:mod:`benchmarks._fast_oracle`, with mpmath numbers and with gmpy2 numbers,
-to show what the changes suggested in the notes buy.
+Measured twice: with the oracle's default numbers (gmpy2's ``mpfr``) and
+with ``mpmath.mpf`` numbers, the fallback when gmpy2 is missing.
 """
 
 from __future__ import annotations
@@ -31,16 +31,9 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from benchmarks._fast_oracle import (
-    BatchedOracle,
-    Verification,
-    batch_bounds,
-    compare_batch,
-    gmpy2_arithmetic,
-    mpmath_arithmetic,
-)
 from benchmarks._table import Row, Section, Target
 from benchmarks._timing import Sample, measure_rounds, paired_ratios
+from conformance import verify_gradients
 from conformance._bounds import BoundCalculator
 from impl import MpmathBackend, ReferenceBackend
 from spec import (
@@ -50,6 +43,7 @@ from spec import (
     Loss,
     Network,
     Parameters,
+    Violated,
     compare,
 )
 
@@ -67,9 +61,8 @@ PROFILE_CALLS = 20
 PROFILE_LINES = 12
 PROJECT_PACKAGES = ("impl", "spec", "conformance")
 
-SUITE_PATH = "suite path: MpmathBackend + BoundCalculator + reference + spec.compare"
-BATCHED_MPMATH = "experimental batched oracle, mpmath numbers"
-BATCHED_GMPY2 = "experimental batched oracle, gmpy2 numbers"
+SUITE_PATH = "verify_gradients (oracle in gmpy2 numbers) on the reference's gradient"
+MPMATH_PATH = "verify_gradients (oracle in mpmath numbers) on the reference's gradient"
 SLOW = "torch gradcheck (float64, slow mode)"
 FAST = "torch gradcheck (float64, fast_mode=True)"
 
@@ -103,75 +96,22 @@ def make_problem(network: Network, batch_size: int, seed: int) -> Problem:
 
 def verify_suite_path(
     network: Network, problem: Problem, oracle: MpmathBackend
-) -> Verification:
+) -> Holds | Violated:
     """Judge the reference backend's batch gradient as the suite does."""
-    exact = oracle.exact(network, problem.parameters, problem.inputs, problem.targets)
-    bounds = BoundCalculator(network, problem.parameters).batch(exact, problem.targets)
     answer = ReferenceBackend().loss_and_gradients(
         network,
         problem.parameters.copy(),
         problem.inputs.copy(),
         problem.targets.copy(),
     )
-    claimed = answer.gradients
-
-    with mpmath.workdps(oracle.digits):
-        verdicts = [
-            compare(
-                "benchmark",
-                claimed=[answer.loss],
-                exact=np.array([exact.loss], dtype=object),
-                bound=[bounds.loss],
-                quantity="loss",
-            )
-        ]
-        for ell in range(network.depth):
-            verdicts.append(
-                compare(
-                    "benchmark",
-                    claimed=claimed.weights[ell],
-                    exact=exact.weight_gradients[ell],
-                    bound=bounds.weight_gradients[ell],
-                    quantity="weight_gradient",
-                    layer_index=ell + 1,
-                )
-            )
-            verdicts.append(
-                compare(
-                    "benchmark",
-                    claimed=claimed.biases[ell],
-                    exact=exact.bias_gradients[ell],
-                    bound=bounds.bias_gradients[ell],
-                    quantity="bias_gradient",
-                    layer_index=ell + 1,
-                )
-            )
-    return Verification(
-        max(v.worst_error_in_bounds for v in verdicts),
-        sum(v.compared for v in verdicts),
-        sum(0 if isinstance(v, Holds) else v.violating for v in verdicts),
-    )
-
-
-def verify_batched(
-    network: Network, problem: Problem, oracle: BatchedOracle
-) -> Verification:
-    """The same judgement with the experimental batched oracle."""
-    exact = oracle.exact(network, problem.parameters, problem.inputs, problem.targets)
-    bounds = batch_bounds(network, problem.parameters, exact, problem.targets)
-    answer = ReferenceBackend().loss_and_gradients(
+    return verify_gradients(
         network,
-        problem.parameters.copy(),
-        problem.inputs.copy(),
-        problem.targets.copy(),
-    )
-    return compare_batch(
-        oracle,
-        exact,
-        bounds,
+        problem.parameters,
+        problem.inputs,
+        problem.targets,
         answer.loss,
-        answer.gradients.weights,
-        answer.gradients.biases,
+        answer.gradients,
+        oracle=oracle,
     )
 
 
@@ -288,22 +228,26 @@ def phase_breakdown(
     )
 
     def compare_all() -> None:
-        with mpmath.workdps(oracle.digits):
-            for ell in range(network.depth):
-                compare(
-                    "benchmark",
-                    claimed=answer.gradients.weights[ell],
-                    exact=exact.weight_gradients[ell],
-                    bound=bounds.weight_gradients[ell],
-                    quantity="weight_gradient",
-                )
-                compare(
-                    "benchmark",
-                    claimed=answer.gradients.biases[ell],
-                    exact=exact.bias_gradients[ell],
-                    bound=bounds.bias_gradients[ell],
-                    quantity="bias_gradient",
-                )
+        split = exact.split
+        for ell in range(network.depth):
+            compare(
+                "benchmark",
+                claimed=answer.gradients.weights[ell],
+                exact=split.weight_gradients[ell],
+                bound=bounds.weight_gradients[ell],
+                quantity="weight_gradient",
+            )
+            compare(
+                "benchmark",
+                claimed=answer.gradients.biases[ell],
+                exact=split.bias_gradients[ell],
+                bound=bounds.bias_gradients[ell],
+                quantity="bias_gradient",
+            )
+
+    def compare_fresh() -> None:
+        _fresh_split(exact)
+        compare_all()
 
     return measure_rounds(
         {
@@ -316,41 +260,15 @@ def phase_breakdown(
             "reference backend": lambda: ReferenceBackend().loss_and_gradients(
                 network, problem.parameters, problem.inputs, problem.targets
             ),
-            "spec.compare of every entry": compare_all,
+            "ExactBatch.split and spec.compare of every entry": compare_fresh,
         },
         repeats=repeats,
     )
 
 
-def _agreement(
-    network: Network, problem: Problem, oracle: MpmathBackend, batched: BatchedOracle
-) -> tuple[float, float]:
-    """Largest relative differences of the bounds and of the exact gradients."""
-    exact = oracle.exact(network, problem.parameters, problem.inputs, problem.targets)
-    bounds = BoundCalculator(network, problem.parameters).batch(exact, problem.targets)
-    fast = batched.exact(network, problem.parameters, problem.inputs, problem.targets)
-    fast_bounds = batch_bounds(network, problem.parameters, fast, problem.targets)
-
-    bound_difference = max(
-        float(np.max(np.abs(mine - theirs) / theirs))
-        for mine, theirs in zip(
-            fast_bounds.weight_gradients + fast_bounds.bias_gradients,
-            bounds.weight_gradients + bounds.bias_gradients,
-        )
-    )
-    exact_difference = 0.0
-    with mpmath.workdps(oracle.digits + 10):
-        for mine, theirs in zip(
-            fast.weight_gradients + fast.bias_gradients,
-            exact.weight_gradients + exact.bias_gradients,
-        ):
-            for value, reference in zip(mine.ravel(), theirs.ravel()):
-                gap = abs(mpmath.mpf(str(value)) - reference)
-                exact_difference = max(
-                    exact_difference,
-                    float(gap / max(abs(reference), mpmath.mpf(1e-300))),
-                )
-    return bound_difference, exact_difference
+def _fresh_split(exact: Any) -> None:
+    """Drop the cached split, so the next compare pays for splitting again."""
+    exact.__dict__.pop("split", None)
 
 
 def run(*, batch_sizes: tuple[int, ...], repeats: int, seed: int = 0) -> Section:
@@ -377,19 +295,11 @@ def run(*, batch_sizes: tuple[int, ...], repeats: int, seed: int = 0) -> Section
             else " (pure Python integers: install gmpy2 for a faster oracle)"
         ),
     ]
-    try:
-        batched_gmpy2: BatchedOracle | None = BatchedOracle(
-            ORACLE_DIGITS, gmpy2_arithmetic()
-        )
-    except ImportError:
-        batched_gmpy2 = None
-        notes.append("gmpy2 is not installed: the gmpy2 row is not measured.")
-    batched_mpmath = BatchedOracle(ORACLE_DIGITS, mpmath_arithmetic())
+    mpmath_oracle = MpmathBackend(ORACLE_DIGITS, arithmetic="mpmath")
+    notes.append(f"The oracle's default numbers here: {oracle.number_type}.")
 
     with torch_threads(1):
-        rows += _measure_batches(
-            batch_sizes, repeats, seed, oracle, batched_mpmath, batched_gmpy2, notes
-        )
+        rows += _measure_batches(batch_sizes, repeats, seed, oracle, mpmath_oracle, notes)
     largest = make_problem(NETWORK, max(batch_sizes), seed)
     notes += profile_notes(largest, oracle, repeats=repeats)
     return Section(
@@ -422,8 +332,7 @@ def _measure_batches(
     repeats: int,
     seed: int,
     oracle: MpmathBackend,
-    batched_mpmath: BatchedOracle,
-    batched_gmpy2: BatchedOracle | None,
+    mpmath_oracle: MpmathBackend,
     notes: list[str],
 ) -> list[Row]:
     """Rows of every verifier on every batch size; appends what each concluded."""
@@ -433,23 +342,17 @@ def _measure_batches(
         case = f"{'-'.join(map(str, NETWORK.widths))} tanh, B={batch_size}"
         calls: dict[str, Callable[[], object]] = {
             SUITE_PATH: functools.partial(verify_suite_path, NETWORK, problem, oracle),
-            BATCHED_MPMATH: functools.partial(
-                verify_batched, NETWORK, problem, batched_mpmath
+            MPMATH_PATH: functools.partial(
+                verify_suite_path, NETWORK, problem, mpmath_oracle
             ),
             SLOW: gradcheck_call(NETWORK, problem, fast_mode=False),
             FAST: gradcheck_call(NETWORK, problem, fast_mode=True),
         }
-        if batched_gmpy2 is not None:
-            calls[BATCHED_GMPY2] = functools.partial(
-                verify_batched, NETWORK, problem, batched_gmpy2
-            )
         notes += _check_verdicts(case, calls)
         samples = measure_rounds(calls, repeats=repeats)
 
         rows += [Row(case, SLOW, samples[SLOW]), Row(case, FAST, samples[FAST])]
-        for subject in (SUITE_PATH, BATCHED_MPMATH, BATCHED_GMPY2):
-            if subject not in samples:
-                continue
+        for subject in (SUITE_PATH, MPMATH_PATH):
             for peer, target in ((SLOW, SLOW_MODE_TARGET), (FAST, FAST_MODE_TARGET)):
                 rows.append(
                     Row(
@@ -458,17 +361,9 @@ def _measure_batches(
                         samples[subject],
                         peer=peer,
                         ratio=paired_ratios(samples[subject], samples[peer]),
-                        target=target,
+                        target=target if subject == SUITE_PATH else None,
                     )
                 )
-        if batched_gmpy2 is not None:
-            bound_gap, exact_gap = _agreement(NETWORK, problem, oracle, batched_gmpy2)
-            notes.append(
-                f"{case}: the batched gmpy2 oracle agrees with the suite's: "
-                f"bounds within {bound_gap:.1e} relative, exact gradients "
-                f"within {exact_gap:.1e} relative."
-            )
-
     return rows
 
 
@@ -506,13 +401,13 @@ def _check_verdicts(case: str, calls: dict[str, Callable[[], object]]) -> list[s
     verdicts = []
     for name, call in calls.items():
         outcome = call()
-        if isinstance(outcome, Verification):
+        if isinstance(outcome, Holds):
             verdict = (
                 f"holds (worst error {outcome.worst_error_in_bounds:.3g} of "
                 f"its bound over {outcome.compared} numbers)"
-                if outcome.holds
-                else f"VIOLATED at {outcome.violating} of {outcome.compared}"
             )
+        elif isinstance(outcome, Violated):
+            verdict = f"VIOLATED at {outcome.violating} of {outcome.compared}"
         else:
             verdict = "passes" if outcome else "FAILS"
         verdicts.append(f"{name.split(':')[0]}: {verdict}")

@@ -1,7 +1,8 @@
 """The conformance suite: judge any backend against :mod:`spec`.
 
 ``python -m conformance --backend NAME`` runs it from the command line;
-:func:`run_suite` and :func:`judge` run it from Python.
+:func:`run_suite` and :func:`judge` run it from Python;
+:func:`verify_gradients` judges one computed loss and gradient.
 """
 
 from conformance.checks import BackendError, Check, all_checks
@@ -14,6 +15,7 @@ from conformance.runner import (
     run_suite,
 )
 from conformance.strategies import Case, cases, networks, single_layer_cases
+from conformance.verify import verify_gradients
 
 __all__ = [
     "DEFAULT_EXAMPLES",
@@ -29,4 +31,5 @@ __all__ = [
     "networks",
     "run_suite",
     "single_layer_cases",
+    "verify_gradients",
 ]

@@ -117,9 +117,19 @@ class ExampleBounds:
 
 @dataclass(frozen=True)
 class BatchBounds:
-    """Bounds for a batch: per example, and for the batch mean."""
+    """Bounds for a batch mean, and the pre-activation bounds of each example.
 
-    examples: list[ExampleBounds]
+    Attributes
+    ----------
+    z
+        Per layer, ``B x n_l``: the bound on each example's pre-activations.
+    loss
+        The bound on the batch loss.
+    weight_gradients, bias_gradients
+        Per layer, the bound on each entry of the batch-mean gradients.
+    """
+
+    z: list[FloatArray]
     loss: float
     weight_gradients: list[FloatArray]
     bias_gradients: list[FloatArray]
@@ -287,24 +297,91 @@ class BoundCalculator:
         return np.asarray(moved + self.c * _derivative_magnitude(activation, z, a, d))
 
     def batch(self, exact: ExactBatch, targets: FloatArray) -> BatchBounds:
-        """Bounds of a batch mean, from the bounds of its examples."""
-        examples = [self.example(e, y) for e, y in zip(exact.examples, targets)]
-        B = len(examples)
-        mean_rounding = gamma(B + 1, self.u)
-        losses = np.array([abs(float(e.forward.loss)) for e in exact.examples])
-        loss = (sum(b.loss for b in examples) / B
-                + float(mean_rounding) * float(losses.mean()) + self.tiny)
-        weights, biases = [], []
-        for ell in range(self.network.depth):
-            size_W = np.mean([np.abs(to_float(e.weight_gradients[ell]))
-                              for e in exact.examples], axis=0)
-            size_b = np.mean([np.abs(to_float(e.bias_gradients[ell]))
-                              for e in exact.examples], axis=0)
-            weights.append(np.mean([b.weight_gradients[ell] for b in examples], axis=0)
-                           + mean_rounding * size_W + self.tiny)
-            biases.append(np.mean([b.bias_gradients[ell] for b in examples], axis=0)
-                          + mean_rounding * size_b + self.tiny)
-        return BatchBounds(examples, float(loss), weights, biases)
+        """Bounds of a batch mean, every example at once.
+
+        The same model and formulas as :meth:`example`, evaluated on
+        ``B x n`` arrays: each example's bounds, then their mean plus the
+        rounding of the mean itself (a ``B + 1``-term sum and a division).
+        """
+        rounded, u, tiny = exact.rounded, self.u, self.tiny
+        Z, A = rounded.z, rounded.a
+        E_z, E_a = self._forward_batch(Z, A)
+        B = int(targets.shape[0])
+        mean_rounding = float(gamma(B + 1, u))
+        loss_bounds, E_g = self._loss_batch(A[-1], E_a[-1], np.asarray(targets))
+        loss = float(loss_bounds.sum() / B
+                     + mean_rounding * float(np.abs(rounded.losses).mean()) + tiny)
+
+        L = self.network.depth
+        weights: list[FloatArray] = [np.empty(0)] * L
+        biases: list[FloatArray] = [np.empty(0)] * L
+        for ell in range(L, 0, -1):
+            activation = self.network.activations[ell - 1]
+            g = np.abs(rounded.upstream[ell - 1])
+            d = _abs_prime(activation, Z[ell - 1])
+            curvature = (rounded.second[ell - 1]
+                         + SUP_THIRD.get(activation, 0.0) * E_z[ell - 1])
+            e_d = (np.minimum(curvature * E_z[ell - 1], SUP_FIRST.get(activation, 1.0))
+                   + self.c * _derivative_magnitude(activation, Z[ell - 1], A[ell], d))
+            e_delta = (d + e_d) * E_g + g * e_d + u * (d + e_d) * (g + E_g) + tiny
+            delta = np.abs(rounded.deltas[ell - 1])
+            computed = delta + e_delta
+            a_prev, e_prev = np.abs(A[ell - 1]), E_a[ell - 1]
+            per_example = (e_delta.T @ a_prev + computed.T @ e_prev
+                           + u * (computed.T @ (a_prev + e_prev))) / B + tiny
+            weights[ell - 1] = (per_example + mean_rounding * (delta.T @ a_prev) / B
+                                + tiny)
+            biases[ell - 1] = (e_delta.mean(axis=0) + mean_rounding * delta.mean(axis=0)
+                               + tiny)
+            if ell > 1:
+                # g_{l-1} = W_l^T delta_l: an n_l-term dot product per entry.
+                n = self.network.widths[ell]
+                E_g = (e_delta @ self.absW[ell - 1]
+                       + gamma(n, u) * (computed @ self.absW[ell - 1]) + tiny)
+        return BatchBounds(E_z, loss, weights, biases)
+
+    def _forward_batch(self, Z: list[FloatArray], A: list[FloatArray]) -> \
+            tuple[list[FloatArray], list[FloatArray]]:
+        """:meth:`_forward` for ``B x n`` arrays, rows being examples."""
+        E_a = [np.zeros_like(A[0])]
+        E_z: list[FloatArray] = []
+        for ell, activation in enumerate(self.network.activations):
+            n = self.network.widths[ell]
+            magnitude = np.abs(A[ell]) @ self.absW[ell].T + self.absb[ell]
+            E_z.append(E_a[ell] @ self.absW[ell].T + gamma(n + 1, self.u) * magnitude
+                       + self.tiny)
+            lipschitz = np.minimum(SUP_FIRST.get(activation, 1.0),
+                                   _abs_prime(activation, Z[ell])
+                                   + SUP_SECOND.get(activation, 0.0) * E_z[-1])
+            rounding = self.c * _rounding_magnitude(activation, Z[ell], A[ell + 1])
+            E_a.append(lipschitz * E_z[-1] + rounding + self.tiny)
+        return E_z, E_a
+
+    def _loss_batch(self, A: FloatArray, E_a: FloatArray, Y: FloatArray) -> \
+            tuple[FloatArray, FloatArray]:
+        """:meth:`_loss` and :meth:`_loss_gradient` for ``B x n_L`` arrays."""
+        u, tiny, n = self.u, self.tiny, A.shape[1]
+        if self.network.loss is Loss.SQUARED_ERROR:
+            R = np.abs(A - Y)
+            terms = R * (E_a + u * (np.abs(A) + np.abs(Y)))
+            losses = terms.sum(axis=1) + gamma(n + 1, u) * 0.5 * (R * R).sum(axis=1)
+            return losses + tiny, E_a + u * R + tiny
+        shifted = A - A.max(axis=1, keepdims=True)
+        exponentials = np.exp(shifted)
+        total = exponentials.sum(axis=1, keepdims=True)
+        P = exponentials / total
+        lse = np.abs(A.max(axis=1, keepdims=True) + np.log(total))
+        sums = Y.sum(axis=1, keepdims=True)
+        s = np.abs(sums)
+        extra = gamma(n + LOSS_EXTRA_TERMS, u)
+        gradient = np.abs(P * sums - Y)
+        magnitude = (np.abs(Y) * (np.abs(A) + lse + 1.0)).sum(axis=1) + lse[:, 0]
+        losses = (gradient * E_a).sum(axis=1) + extra * magnitude + tiny
+        spread = -shifted
+        propagated = s * (P * E_a + P * (P * E_a).sum(axis=1, keepdims=True))
+        shift = u * P * (spread + (P * spread).sum(axis=1, keepdims=True)) * s
+        own = extra * (P * s + np.abs(Y))
+        return losses, propagated + shift + own + tiny
 
     def input_jacobian(self, exact: ExactExample) -> FloatArray:
         r"""Bound of each entry of the ``n_L x n_0`` Jacobian of :math:`x\mapsto a_L`.

@@ -147,21 +147,21 @@ def kink_reason(case: Case, oracle: MpmathBackend, bounds: BoundCalculator | Non
     """
     exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
     calculator = bounds or BoundCalculator(case.network, case.parameters, case.dtype.type)
-    for k, (example, y) in enumerate(zip(exact.examples, case.targets)):
-        e_z = calculator.example(example, y).z
-        for ell, activation in enumerate(case.network.activations, start=1):
-            if not activation.has_kink:
-                continue
-            z = example.forward.z[ell - 1]
-            for unit, value in enumerate(z):
-                if value == 0:
-                    return (f"{activation.value} is not differentiable at z = 0: "
-                            f"layer {ell} unit {unit} of example {k} has z = 0")
-                if abs(float(value)) <= e_z[ell - 1][unit]:
-                    return (f"layer {ell} unit {unit} of example {k} has "
-                            f"z = {float(value):.3g}, within its rounding bound "
-                            f"{e_z[ell - 1][unit]:.3g} of the {activation.value} "
-                            "kink, so float arithmetic may take either side")
+    e_z = calculator.batch(exact, case.targets).z
+    for ell, activation in enumerate(case.network.activations, start=1):
+        if not activation.has_kink:
+            continue
+        z = exact.rounded.z[ell - 1]
+        on_kink = np.asarray(exact.arrays.z[ell - 1] == 0, dtype=bool)
+        near = np.abs(z) <= e_z[ell - 1]
+        for k, unit in zip(*np.nonzero(on_kink | near)):
+            if on_kink[k, unit]:
+                return (f"{activation.value} is not differentiable at z = 0: "
+                        f"layer {ell} unit {unit} of example {k} has z = 0")
+            return (f"layer {ell} unit {unit} of example {k} has "
+                    f"z = {z[k, unit]:.3g}, within its rounding bound "
+                    f"{e_z[ell - 1][k, unit]:.3g} of the {activation.value} "
+                    "kink, so float arithmetic may take either side")
     return None
 
 

@@ -12,11 +12,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import mpmath
 import numpy as np
 
+from impl._exact_engine import (
+    BatchArrays,
+    BatchEngine,
+    ObjectArray,
+    default_arithmetic,
+    gmpy2_arithmetic,
+    mpmath_arithmetic,
+    to_mpf,
+    to_mpf_array,
+)
 from impl._protocol import Capability
 from spec import (
     ExactArray,
@@ -24,13 +35,13 @@ from spec import (
     LossAndGradients,
     Network,
     Parameters,
+    SplitExact,
+    split_exact,
     to_exact,
     to_float,
 )
-from spec.backprop import gradients_by_backprop
 from spec.conventions import ExactForward, forward_exact, sigma_prime
 from spec.errors import UsageError
-from spec.loss_gradient import loss_gradient
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +52,7 @@ oracle's own rounding is :math:`10^{-14}` times smaller than a float64 ulp."""
 
 @dataclass(frozen=True)
 class ExactExample:
-    """One example's exact forward pass and gradients."""
+    """One example's exact forward pass and gradients, in ``mpmath.mpf``."""
 
     forward: ExactForward
     deltas: list[ExactArray]
@@ -52,23 +63,127 @@ class ExactExample:
 
 
 @dataclass(frozen=True)
-class ExactBatch:
-    """A batch's exact quantities: per example, and their means."""
+class RoundedBatch:
+    """The exact intermediates of a batch, each rounded once to float64.
 
-    examples: list[ExactExample]
-    loss: Any
-    weight_gradients: list[ExactArray]
-    bias_gradients: list[ExactArray]
+    ``z[l - 1]``, ``deltas[l - 1]`` and ``upstream[l - 1]`` are ``B x n_l``;
+    ``a[l]`` is ``B x n_l``, ``a[0]`` the inputs; ``second[l - 1]`` holds
+    :math:`|\sigma''(z_\ell)|`; ``losses`` the example losses.
+    """
+
+    z: list[FloatArray]
+    a: list[FloatArray]
+    upstream: list[FloatArray]
+    deltas: list[FloatArray]
+    second: list[FloatArray]
+    losses: FloatArray
+
+
+@dataclass(frozen=True)
+class SplitGradients:
+    """The batch loss and mean gradients as :class:`spec.SplitExact` pairs."""
+
+    loss: SplitExact
+    weight_gradients: list[SplitExact]
+    bias_gradients: list[SplitExact]
+
+
+@dataclass(frozen=True)
+class ExactBatch:
+    """A batch's exact quantities: the whole batch, per example, and the means.
+
+    The oracle computes everything once, for the whole batch, in its own
+    high-precision numbers (:mod:`impl._exact_engine`); the views below
+    convert on first use and are then kept. ``loss``, ``weight_gradients``,
+    ``bias_gradients`` and ``examples`` hold ``mpmath.mpf`` values, as the
+    predicates of :mod:`spec` expect; ``rounded`` and ``split`` are float64
+    arrays for the error bounds and for :func:`spec.compare`.
+    """
+
+    network: Network
+    arrays: BatchArrays = field(repr=False)
+    engine: BatchEngine = field(repr=False, compare=False)
+
+    @property
+    def batch_size(self) -> int:
+        """Examples in the batch."""
+        return int(self.arrays.a[0].shape[0])
+
+    @cached_property
+    def loss(self) -> Any:
+        """The batch loss, the mean of the example losses."""
+        with mpmath.workdps(self.engine.digits):
+            return to_mpf(self.arrays.loss)
+
+    @cached_property
+    def weight_gradients(self) -> list[ExactArray]:
+        """Per layer, the batch-mean gradient in :math:`W_\ell`."""
+        with mpmath.workdps(self.engine.digits):
+            return [to_mpf_array(g) for g in self.arrays.weight_gradients]
+
+    @cached_property
+    def bias_gradients(self) -> list[ExactArray]:
+        """Per layer, the batch-mean gradient in :math:`b_\ell`."""
+        with mpmath.workdps(self.engine.digits):
+            return [to_mpf_array(g) for g in self.arrays.bias_gradients]
+
+    @cached_property
+    def split(self) -> SplitGradients:
+        """The loss and mean gradients split for :func:`spec.compare`."""
+        with self.engine.arithmetic.precision(self.engine.digits):
+            return SplitGradients(
+                split_exact(np.asarray([self.arrays.loss], dtype=object)),
+                [split_exact(g) for g in self.arrays.weight_gradients],
+                [split_exact(g) for g in self.arrays.bias_gradients])
+
+    @cached_property
+    def rounded(self) -> RoundedBatch:
+        """Every intermediate rounded once to float64."""
+        arrays = self.arrays
+        return RoundedBatch([_rounded(z) for z in arrays.z],
+                            [_rounded(a) for a in arrays.a],
+                            [_rounded(g) for g in arrays.upstream],
+                            [_rounded(d) for d in arrays.deltas],
+                            arrays.second, _rounded(arrays.losses))
+
+    @cached_property
+    def examples(self) -> list[ExactExample]:
+        """Each example's exact quantities, in ``mpmath.mpf``."""
+        arrays, L = self.arrays, self.network.depth
+        with mpmath.workdps(self.engine.digits):
+            z = [to_mpf_array(v) for v in arrays.z]
+            a = [to_mpf_array(v) for v in arrays.a]
+            deltas = [to_mpf_array(v) for v in arrays.deltas]
+            upstream = [to_mpf_array(v) for v in arrays.upstream]
+            losses = to_mpf_array(arrays.losses)
+            examples = []
+            for k in range(self.batch_size):
+                forward = ExactForward(tuple(v[k] for v in z), tuple(v[k] for v in a),
+                                       losses[k])
+                example_deltas = [d[k] for d in deltas]
+                weight_gradients = [np.asarray(np.outer(example_deltas[ell], a[ell][k]),
+                                               dtype=object) for ell in range(L)]
+                examples.append(ExactExample(forward, example_deltas, weight_gradients,
+                                             list(example_deltas),
+                                             [g[k] for g in upstream]))
+        return examples
+
+
+def _rounded(values: ObjectArray) -> FloatArray:
+    return np.asarray(values, dtype=object).astype(np.float64)
 
 
 @dataclass
 class MpmathBackend:
-    """High-precision backpropagation in mpmath.
+    """High-precision backpropagation: the oracle.
 
     Parameters
     ----------
     digits
         Working precision in significant decimal digits, at least 20.
+    arithmetic
+        ``"gmpy2"`` or ``"mpmath"`` numbers; by default gmpy2's when it is
+        installed (the same values, computed in C), else mpmath's.
     """
 
     digits: int = DEFAULT_DIGITS
@@ -77,47 +192,41 @@ class MpmathBackend:
         default=frozenset({Capability.INPUT_JACOBIAN, Capability.PARAMETER_JACOBIAN,
                            Capability.VJP, Capability.JVP,
                            Capability.LAYER_JACOBIANS}), repr=False)
+    arithmetic: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.digits, int) or self.digits < 20:
             raise UsageError(f"digits={self.digits!r}: the oracle needs an integer "
                              "of at least 20 significant digits")
+        if self.arithmetic not in (None, "gmpy2", "mpmath"):
+            raise UsageError(f"arithmetic={self.arithmetic!r}: choose 'gmpy2' or "
+                             "'mpmath'")
+        chosen = (mpmath_arithmetic() if self.arithmetic == "mpmath"
+                  else gmpy2_arithmetic() if self.arithmetic == "gmpy2"
+                  else default_arithmetic())
+        self._engine = BatchEngine(self.digits, chosen)
+
+    @property
+    def number_type(self) -> str:
+        """The numbers the oracle computes in: ``"gmpy2"`` or ``"mpmath"``."""
+        return self._engine.arithmetic.name
 
     def exact(self, network: Network, parameters: Parameters, inputs: FloatArray,
               targets: FloatArray) -> ExactBatch:
         """Everything the suite compares against, in exact arithmetic."""
-        with mpmath.workdps(self.digits):
-            W = [to_exact(w) for w in parameters.weights]
-            b = [to_exact(v) for v in parameters.biases]
-            examples = [self._example(network, W, b, x, y)
-                        for x, y in zip(inputs, targets)]
-            B = len(examples)
-            loss = mpmath.fsum(e.forward.loss for e in examples) / B
-            mean_W = [_mean([e.weight_gradients[i] for e in examples])
-                      for i in range(network.depth)]
-            mean_b = [_mean([e.bias_gradients[i] for e in examples])
-                      for i in range(network.depth)]
-        return ExactBatch(examples, loss, mean_W, mean_b)
-
-    def _example(self, network: Network, W: list[ExactArray], b: list[ExactArray],
-                 x: FloatArray, y: FloatArray) -> ExactExample:
-        y_exact = to_exact(y)
-        forward = forward_exact(network, W, b, to_exact(x), y_exact)
-        weight_gradients, deltas = gradients_by_backprop(network, W, forward, y_exact)
-        upstream = [loss_gradient(network.loss, list(forward.a[-1]), list(y_exact))]
-        for ell in range(network.depth, 1, -1):
-            upstream.insert(0, W[ell - 1].T.dot(deltas[ell - 1]))
-        return ExactExample(forward, deltas, weight_gradients, list(deltas), upstream)
+        arrays = self._engine.run(network, parameters, np.asarray(inputs, np.float64),
+                                  np.asarray(targets, np.float64))
+        return ExactBatch(network, arrays, self._engine)
 
     def loss_and_gradients(self, network: Network, parameters: Parameters,
                            inputs: FloatArray, targets: FloatArray) -> \
             LossAndGradients:
         """The exact batch loss and gradients, each rounded once to float64."""
-        batch = self.exact(network, parameters, inputs, targets)
+        split = self.exact(network, parameters, inputs, targets).split
         return LossAndGradients(
-            float(batch.loss),
-            Parameters(tuple(to_float(g) for g in batch.weight_gradients),
-                       tuple(to_float(g) for g in batch.bias_gradients)))
+            float(split.loss.hi[0]),
+            Parameters(tuple(g.hi for g in split.weight_gradients),
+                       tuple(g.hi for g in split.bias_gradients)))
 
     def exact_input_jacobian(self, network: Network, parameters: Parameters,
                              x: FloatArray) -> ExactArray:
@@ -189,10 +298,3 @@ class MpmathBackend:
         J = self.exact_input_jacobian(network, parameters, x)
         with mpmath.workdps(self.digits):
             return to_float(J.dot(to_exact(v)))
-
-
-def _mean(arrays: list[ExactArray]) -> ExactArray:
-    total = arrays[0]
-    for array in arrays[1:]:
-        total = total + array
-    return np.asarray(total / len(arrays), dtype=object)

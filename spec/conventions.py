@@ -205,8 +205,10 @@ def sigma_prime(activation: Activation, z: Any, *, at_kink: str = "left") -> Any
     if activation is Activation.IDENTITY:
         return mpmath.mpf(1)
     if activation is Activation.SIGMOID:
-        s = 1 / (1 + mpmath.exp(-z))
-        return s * (1 - s)
+        # s (1 - s) = e / (1 + e)^2 with e = exp(-|z|): no cancellation in
+        # 1 - s where s is close to 1.
+        e = mpmath.exp(-abs(z))
+        return e / (1 + e) ** 2
     if activation is Activation.TANH:
         return 1 / mpmath.cosh(z) ** 2
     if activation is Activation.RELU:

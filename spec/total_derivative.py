@@ -118,7 +118,7 @@ def check_total_derivative(
         quotients = []
         for k in STEP_EXPONENTS:
             t = mpmath.ldexp(1, -k)
-            f_step = np.asarray(f(x_exact + t * h), dtype=object)
+            f_step = np.asarray(f(x_exact + h * t), dtype=object)
             quotients.append((f_step - f_x) / t - Jh)
 
         # Richardson: c = 2 q(t/2) - q(t) removes the O(t) term.

@@ -53,11 +53,7 @@ def test_oracle_section_compares_each_verifier_with_both_gradcheck_modes(
 ) -> None:
     case = "8-8-8-4 tanh, B=2"
     slow, fast = oracle_vs_fd.SLOW, oracle_vs_fd.FAST
-    ours = [
-        oracle_vs_fd.SUITE_PATH,
-        oracle_vs_fd.BATCHED_MPMATH,
-        oracle_vs_fd.BATCHED_GMPY2,
-    ]
+    ours = [oracle_vs_fd.SUITE_PATH, oracle_vs_fd.MPMATH_PATH]
     expected = {(case, slow, ""), (case, fast, "")} | {
         (case, subject, peer) for subject in ours for peer in (slow, fast)
     }

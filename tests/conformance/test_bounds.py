@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pytest
 
 from conformance._bounds import BoundCalculator, gamma, unit_roundoff
 from impl import MpmathBackend, ReferenceBackend
@@ -59,3 +62,47 @@ def test_bound_scales_with_the_unit_roundoff_of_the_dtype() -> None:
 
     ratio = single.bias_gradients[0] / double.bias_gradients[0]
     assert np.all(ratio > 2.0 ** 28)
+
+
+def _mean_of_example_bounds(calculator: BoundCalculator, exact: Any, Y: np.ndarray) \
+        -> tuple[float, list[Any], list[Any]]:
+    """The batch bounds assembled one example at a time, as a plain loop."""
+    u = calculator.u
+    examples = [calculator.example(e, y) for e, y in zip(exact.examples, Y)]
+    B = len(examples)
+    mean_rounding = (B + 1) * u / (1 - (B + 1) * u)
+    losses = [abs(float(e.forward.loss)) for e in exact.examples]
+    loss = sum(b.loss for b in examples) / B + mean_rounding * sum(losses) / B
+    weights: list[Any] = []
+    biases: list[Any] = []
+    for ell in range(len(examples[0].weight_gradients)):
+        size_W = sum(np.abs(to_float(e.weight_gradients[ell])) for e in exact.examples) / B
+        size_b = sum(np.abs(to_float(e.bias_gradients[ell])) for e in exact.examples) / B
+        weights.append(sum(b.weight_gradients[ell] for b in examples) / B
+                       + mean_rounding * size_W)
+        biases.append(sum(b.bias_gradients[ell] for b in examples) / B
+                      + mean_rounding * size_b)
+    return loss, weights, biases
+
+
+@pytest.mark.parametrize("loss", list(Loss))
+def test_batch_bounds_equal_the_mean_of_the_example_bounds(loss: Loss) -> None:
+    # Arrange: every activation with a second derivative, both losses.
+    network, parameters, X, Y = make_case()
+    network = Network(network.widths, network.activations, loss)
+    exact = MpmathBackend().exact(network, parameters, X, Y)
+    calculator = BoundCalculator(network, parameters)
+
+    # Act
+    batch = calculator.batch(exact, Y)
+    loss_bound, weights, biases = _mean_of_example_bounds(calculator, exact, Y)
+
+    # Assert: the same formulas summed in another order agree to rounding.
+    assert batch.loss == pytest.approx(loss_bound, rel=1e-12)
+    for mine, theirs in zip(batch.weight_gradients + batch.bias_gradients,
+                            weights + biases):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12)
+    for ell, z_bound in enumerate(batch.z):
+        per_example = np.array([calculator.example(e, y).z[ell]
+                                for e, y in zip(exact.examples, Y)])
+        np.testing.assert_allclose(z_bound, per_example, rtol=1e-12)

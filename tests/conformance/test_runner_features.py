@@ -210,11 +210,11 @@ def test_an_interrupted_run_leaves_its_finished_checks_marked_incomplete(
     first_line = process.stderr.readline()  # plain progress: a check finished
 
     process.send_signal(signal.SIGINT)
-    _, errors = process.communicate(timeout=120)
+    output, errors = process.communicate(timeout=120)
 
     data = json.loads(report.read_text())
     assert "layer-jacobian.affine" in first_line
-    assert process.returncode == 130
+    assert process.returncode == 130, (output, errors)
     assert "interrupted" in errors
     assert data["complete"] is False
     assert [r["id"] for r in data["results"]] == ["layer-jacobian.affine"]

@@ -219,11 +219,16 @@ def test_kinked_and_elu_units_see_both_signs_and_stay_away_from_zero(
             assert any(v > 0 for v in values) and any(v < 0 for v in values)
 
 
+ARITHMETICS = ["gmpy2", "mpmath"]
+"""The oracle's two kinds of numbers; each is held to the same references."""
+
+
+@pytest.mark.parametrize("arithmetic", ARITHMETICS)
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_oracle_gradients_agree_with_high_precision_central_differences(
-        case: Case) -> None:
+        case: Case, arithmetic: str) -> None:
     # Arrange
-    oracle = impl.MpmathBackend(digits=40)
+    oracle = impl.MpmathBackend(digits=40, arithmetic=arithmetic)
     with mpmath.workdps(HIGH_DIGITS):
         expected_W, expected_b = _finite_difference_gradients(case)
 
@@ -243,11 +248,12 @@ def test_oracle_gradients_agree_with_high_precision_central_differences(
                 assert gap < tolerance, (ell + 1, i, gap)
 
 
+@pytest.mark.parametrize("arithmetic", ARITHMETICS)
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_oracle_loss_equals_an_independent_high_precision_forward_pass(
-        case: Case) -> None:
+        case: Case, arithmetic: str) -> None:
     # Arrange
-    oracle = impl.MpmathBackend(digits=40)
+    oracle = impl.MpmathBackend(digits=40, arithmetic=arithmetic)
     W, b = case.exact_parameters()
     with mpmath.workdps(HIGH_DIGITS):
         expected = _mp_batch_loss(case, W, b)
@@ -521,3 +527,53 @@ def test_oracle_refuses_fewer_than_twenty_digits_and_says_why() -> None:
     assert "digits=19" in str(raised.value)
     assert "at least 20" in str(raised.value)
     assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize("arithmetic", ARITHMETICS)
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "softplus", "elu"])
+@pytest.mark.parametrize("z", [-30.0, -1e-12, 1e-12, 30.0])
+def test_oracle_derivative_keeps_full_relative_accuracy_in_saturation_and_near_zero(
+        activation: str, z: float, arithmetic: str) -> None:
+    # Arrange: one unit, z = w * 1, squared error against target 0, so the
+    # bias gradient is sigma(z) * sigma'(z); both factors come from the
+    # independent formulas of this file at 150 digits, differentiated by
+    # central differences with step 1e-40 (truncation near 1e-80, rounding
+    # near 1e-110, both far below the 1e-25 asked for).
+    network = Network((1, 1), (Activation(activation),), Loss.SQUARED_ERROR)
+    parameters = Parameters((np.array([[z]]),), (np.array([0.0]),))
+    with mpmath.workdps(150):
+        exact_z = mpmath.mpf(z)
+        value = _mp_sigma(activation, exact_z)
+        step = mpmath.mpf("1e-40")
+        slope = (_mp_sigma(activation, exact_z + step)
+                 - _mp_sigma(activation, exact_z - step)) / (2 * step)
+        expected = value * slope
+
+    # Act
+    batch = impl.MpmathBackend(digits=30, arithmetic=arithmetic).exact(
+        network, parameters, np.array([[1.0]]), np.array([[0.0]]))
+
+    # Assert: 25 significant digits, even where sigma' is 1e-26 (tanh at 30).
+    with mpmath.workdps(150):
+        assert _relative_gap(batch.bias_gradients[0][0], expected) < mpmath.mpf("1e-25")
+
+
+def test_oracle_gmpy2_and_mpmath_numbers_give_the_same_float_answers() -> None:
+    # Arrange
+    case = CASES[2]
+
+    # Act
+    answers = [impl.MpmathBackend(arithmetic=name).loss_and_gradients(
+        case.network, case.parameters, case.inputs, case.targets) for name in ARITHMETICS]
+
+    # Assert: each is the exact value rounded once, so they agree bit for bit.
+    first, second = answers
+    assert first.loss == second.loss
+    for a, b in zip(first.gradients.weights + first.gradients.biases,
+                    second.gradients.weights + second.gradients.biases):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_oracle_refuses_an_unknown_kind_of_number() -> None:
+    with pytest.raises(UsageError, match="arithmetic='float'"):
+        impl.MpmathBackend(arithmetic="float")

@@ -6,7 +6,16 @@ import mpmath
 import numpy as np
 import pytest
 
-from spec import Holds, Location, NotApplicable, Violated, compare, to_exact, to_float
+from spec import (
+    Holds,
+    Location,
+    NotApplicable,
+    Violated,
+    compare,
+    split_exact,
+    to_exact,
+    to_float,
+)
 from spec._verdict import worst_of
 
 
@@ -184,3 +193,53 @@ def test_recognise_says_nothing_for_an_unstructured_error() -> None:
     text = recognise(np.array([1.0, 5.0]), np.array([2.0, 3.0]), np.full(2, 1e-15))
 
     assert text == ""
+
+
+def test_compare_measures_the_error_against_the_exact_value_not_its_rounding() -> None:
+    # Arrange: v = 1/3 at 40 digits. fl(1/3) = (2^54 - 1) / 3 * 2^-54, so it
+    # errs by 2^-54 / 3 = 1.850371707708594e-17, a third of an ulp; the
+    # error is also measured here in mpmath, independently of compare().
+    with mpmath.workdps(40):
+        exact = np.array([mpmath.mpf(1) / 3], dtype=object)
+        error = float(abs(mpmath.mpf(1 / 3) - exact[0]))
+        split = split_exact(exact)
+
+    # Act
+    verdict = compare("r", claimed=[1 / 3], exact=split, bound=[error / 2],
+                      quantity="q")
+    tight = compare("r", claimed=[1 / 3], exact=split, bound=[error * 2],
+                    quantity="q")
+
+    # Assert: 1.85e-17, a third of an ulp, is measured, not rounded away.
+    assert error == pytest.approx(2.0 ** -54 / 3, rel=1e-15)
+    assert isinstance(verdict, Violated)
+    assert verdict.absolute_error == pytest.approx(error, rel=1e-15)
+    assert isinstance(tight, Holds)
+    assert tight.worst_error_in_bounds == pytest.approx(0.5, rel=1e-15)
+
+
+def test_compare_gives_the_same_verdict_for_mpf_values_and_their_split() -> None:
+    with mpmath.workdps(30):
+        exact = np.array([[mpmath.mpf(2) / 7, -mpmath.mpf(10) ** 20 / 3],
+                          [mpmath.mpf(0), mpmath.mpf("1e-300") / 3]], dtype=object)
+        split = split_exact(exact)
+    claimed = np.array([[2 / 7, -1e20 / 3], [0.0, 1e-300 / 3]])
+    bound = np.full((2, 2), 1e-30)
+
+    with mpmath.workdps(30):
+        direct = compare("r", claimed=claimed, exact=exact, bound=bound, quantity="q")
+    via_split = compare("r", claimed=claimed, exact=split, bound=bound, quantity="q")
+
+    assert direct == via_split
+
+
+def test_compare_never_accepts_a_non_finite_claim_or_an_overflowing_exact_value() -> None:
+    with mpmath.workdps(30):
+        exact = np.array([mpmath.mpf(1), mpmath.mpf(10) ** 400], dtype=object)
+    claimed = np.array([np.nan, 1.7e308])
+
+    verdict = compare("r", claimed=claimed, exact=exact, bound=[1.0, 1e300],
+                      quantity="q")
+
+    assert isinstance(verdict, Violated)
+    assert verdict.violating == 2
