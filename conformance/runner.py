@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import multiprocessing
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import hypothesis
@@ -188,6 +191,8 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
             failure.case, failure.outcome,
             reproducer(check.id, backend_spec, failure.case))
     except (HypothesisException, Exception) as error:  # noqa: BLE001 - reported
+        if _INTERRUPTED.is_set():
+            raise KeyboardInterrupt from error
         report.status = "error"
         report.message = (f"{check.result_id}: the run stopped with "
                           f"{type(error).__name__}: {error}")
@@ -251,15 +256,47 @@ def run_suite(
     settings_for = _Settings(examples, seed, backend_spec, database, on_example)
     if on_result is not None:
         on_result(report)
-    if jobs > 1:
-        _run_parallel(chosen, report, oracle, settings_for, jobs, dtype, on_result)
-    else:
-        for check in chosen:
-            report.results.append(_run_or_skip(check, backend, oracle, settings_for))
-            if on_result is not None:
-                on_result(report)
+    with _watching_interrupts():
+        if jobs > 1:
+            _run_parallel(chosen, report, oracle, settings_for, jobs, dtype, on_result)
+        else:
+            for check in chosen:
+                report.results.append(_run_or_skip(check, backend, oracle,
+                                                   settings_for))
+                if on_result is not None:
+                    on_result(report)
     report.complete = True
     return report
+
+
+_INTERRUPTED = threading.Event()
+"""Set when Ctrl-C reaches a run, so an error it causes is not taken for a
+check's own failure."""
+
+
+@contextlib.contextmanager
+def _watching_interrupts() -> Iterator[None]:
+    """Note every SIGINT while a run lasts, then raise KeyboardInterrupt as usual.
+
+    A KeyboardInterrupt can land inside Hypothesis's own bookkeeping and come
+    out as another exception; the note lets the runner tell that apart from
+    a check that failed by itself. Only the main thread can install signal
+    handlers; elsewhere the run goes on without the note.
+    """
+    _INTERRUPTED.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum: int, frame: object) -> None:
+        _INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass(frozen=True)
