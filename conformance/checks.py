@@ -34,6 +34,7 @@ from conformance.strategies import (
     Case,
     cases,
     networks,
+    one_case_per_activation,
     single_layer_cases,
     supported,
 )
@@ -120,6 +121,10 @@ class Check:
     check_id, aspect
         For a second check of the same result: its own id and a few words
         naming what it adds (shown after the result's title).
+    explicit
+        Fixed cases judged in every run, whatever the seed, after the drawn
+        ones: coverage that must not depend on luck (one per activation for
+        the activation lemma).
     """
 
     result_id: str
@@ -128,6 +133,7 @@ class Check:
     needs: frozenset[Capability] = frozenset()
     check_id: str = ""
     aspect: str = ""
+    explicit: tuple[Case, ...] = ()
 
     @property
     def id(self) -> str:
@@ -853,7 +859,8 @@ def all_checks(constraints: NetworkConstraints | None = None,
               frozenset({Capability.INPUT_JACOBIAN})),
         Check(layer_jacobians.AFFINE_ID, single(squared), judge_affine_layer),
         Check(layer_jacobians.ACTIVATION_ID, single(squared, tuple(Activation)),
-              judge_activation_layer),
+              judge_activation_layer,
+              explicit=one_case_per_activation(constraints, dtype)),
         Check(layer_jacobians.SOFTMAX_ID, single(entropy), judge_softmax_layer),
         Check(loss_spec.SQUARED_ERROR_ID, single(squared),
               _judge_loss(Loss.SQUARED_ERROR)),

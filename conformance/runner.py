@@ -149,7 +149,12 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
               examples: int, seed: int, backend_spec: str,
               database: str | None = None,
               on_example: Callable[[str, int], None] | None = None) -> ResultReport:
-    """Run one check for ``examples`` examples; shrink any failure."""
+    """Run one check for ``examples`` drawn examples, then its fixed ones.
+
+    A failure among the drawn examples is shrunk to a minimal case; the
+    check's fixed cases (:attr:`Check.explicit`) run only after the drawn
+    ones all passed, and a failure there is reported as it is.
+    """
     report = ResultReport(check.id, _title(check), result=check.result_id)
     started = time.perf_counter()
     failed_once = False
@@ -181,8 +186,20 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
             failed_once = True
             raise _Failure(outcome, case)
 
+    def fixed_cases() -> None:
+        # After the drawn ones, so that a mistake the draws reach is reported
+        # on the shrunk, minimal case; these catch what the draws missed.
+        for case in check.explicit:
+            outcome = _judge_once(check, backend, oracle, case)
+            _record(report, outcome)
+            if on_example is not None:
+                on_example(check.id, report.examples)
+            if isinstance(outcome, (Violated, BackendError, RobustnessError)):
+                raise _Failure(outcome, case)
+
     try:
         property_test()
+        fixed_cases()
     except _Failure as failure:
         report.status = ("violated" if isinstance(failure.outcome, Violated) else
                          "robustness" if isinstance(failure.outcome, RobustnessError)

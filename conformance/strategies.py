@@ -273,3 +273,31 @@ def single_layer_cases(
 
 def _probabilities(constraints: NetworkConstraints | None) -> bool:
     return constraints is not None and constraints.targets_sum_to_one
+
+
+def one_case_per_activation(constraints: NetworkConstraints | None = None,
+                            dtype: type[np.floating] = np.float64) -> tuple[Case, ...]:
+    """One single-layer case per activation the backend supports, fixed.
+
+    Each is a 3-unit layer with squared error and one example, drawn from a
+    fixed generator, with pre-activations spread over both signs and both the
+    linear and the curved part of every activation. A check that carries them
+    judges every activation in every run, whatever the seed and the number of
+    drawn examples.
+    """
+    chosen = []
+    for index, activation in enumerate(Activation):
+        if not supported(constraints, max_depth=1, activations=(activation,),
+                         losses=(Loss.SQUARED_ERROR,)):
+            continue
+        limits = _Limits.of(constraints, 1, 1, MAX_WIDTH, (activation,),
+                            (Loss.SQUARED_ERROR,))
+        width = max(3, limits.min_output_width.get(Loss.SQUARED_ERROR, 1))
+        rng = np.random.default_rng(1000 + index)
+        network = Network((3, width), (activation,), Loss.SQUARED_ERROR)
+        parameters = Parameters((rng.standard_normal((width, 3)) * 2.0,),
+                                (rng.standard_normal(width),))
+        case = Case(network, parameters, rng.standard_normal((1, 3)),
+                    rng.standard_normal((1, width)))
+        chosen.append(case.astype(dtype))
+    return tuple(chosen)

@@ -10,13 +10,16 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 
 from conformance.campaign import shard_of
 from conformance.runner import check_ids, run_suite
-from impl import load_backend
+from impl import ReferenceBackend, load_backend
+from impl._loading import FunctionBackend
+from spec import Activation, LossAndGradients, Network, Parameters
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "docs" / "report-schema.json").read_text())
@@ -255,3 +258,25 @@ def test_on_a_terminal_progress_is_live_and_quiet_mode_shows_only_the_verdict() 
     assert b"checks" in shown and b"\x1b[" in shown  # a live rich display
     assert quiet.stdout.strip() == "conformant: 1 checks of 1 results, none violated"
     assert quiet.stderr == ""
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_activation_lemma_judges_every_activation_whatever_the_seed(
+        seed: int) -> None:
+    # Arrange: a backend that notes the activation of every network it sees.
+    seen: list[Activation] = []
+
+    def noting(network: Network, parameters: Parameters, inputs: Any,
+               targets: Any) -> LossAndGradients:
+        seen.extend(network.activations)
+        return ReferenceBackend().loss_and_gradients(network, parameters, inputs,
+                                                     targets)
+
+    # Act: two drawn examples only, far too few to meet seven activations.
+    report = run_suite(FunctionBackend(noting), backend_spec="noting", examples=2,
+                       seed=seed, only=("layer-jacobian.activation",))
+
+    # Assert
+    assert report.conformant
+    assert set(seen) == set(Activation)
+    assert report.results[0].judged >= len(Activation)
