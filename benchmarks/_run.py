@@ -58,6 +58,7 @@ class Config:
     cost_widths: tuple[int, ...]
     cost_width_depth: int
     cost_refused_width: int
+    parallel_cases: tuple[tuple[str, ...], ...]
 
 
 FULL = Config(
@@ -74,6 +75,7 @@ FULL = Config(
     cost_widths=(4, 8, 16, 32, 64, 128),
     cost_width_depth=4,
     cost_refused_width=512,
+    parallel_cases=((), ("--examples", "200")),
 )
 """What ``python -m benchmarks`` runs: a few minutes on 2 cores."""
 
@@ -99,6 +101,7 @@ QUICK = replace(
     cost_widths=(2, 4),
     cost_width_depth=2,
     cost_refused_width=512,
+    parallel_cases=(),
 )
 """Tiny sizes: every code path in seconds, for ``--quick`` and the smoke test."""
 
@@ -138,7 +141,7 @@ def _sections(
         ),
         "parallel-runs": lambda: parallel_runs.run(
             repeats=config.suite_repeats,
-            base_arguments=config.suite_arguments,
+            cases=config.parallel_cases or (config.suite_arguments,),
         ),
     }
 

@@ -139,9 +139,10 @@ def test_parallel_section_compares_two_processes_with_one(report: Report) -> Non
     rows = _section(report, "parallel-runs").rows
 
     assert [(row.subject, row.peer) for row in rows] == [
-        ("1 process (sequential)", ""),
-        ("2 processes (halves of the result ids)", "1 process (sequential)"),
+        ("1 process", ""),
+        ("-j 2 (2 worker processes)", "1 process"),
     ]
+    assert rows[1].target is not None and rows[1].target.value == 1 / 1.8
 
 
 def test_every_value_and_ratio_is_a_positive_finite_number(report: Report) -> None:
