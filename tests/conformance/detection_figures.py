@@ -14,9 +14,12 @@ It prints, and writes as Markdown to ``OUTPUT.md`` (default
    the smallest count over the failed results is the number of examples
    after which the suite had its first counterexample; the median over the
    seeds is reported, with the range;
-3. false alarms: thorough runs (many more examples, random seeds) of the
-   bundled reference backend and of correct mutants computed differently,
-   which must find nothing.
+3. the thorough profile (2,000 examples per check, random seeds) on the
+   reference, mpmath and torch backends, read from the reports that
+   ``thorough_runs.py`` keeps in ``docs/thorough/``;
+4. false alarms: longer runs (random seeds) of the bundled reference
+   backend and of correct mutants computed differently, which must find
+   nothing.
 
 The runs share every core. The default sizes (5 seeds of 40 examples per
 result for each wrong mutant, then 300 examples per result on the reference
@@ -192,6 +195,73 @@ def pinned_alarms() -> list[str]:
     return lines
 
 
+THOROUGH_REPORTS = REPO_ROOT / "docs" / "thorough"
+"""JSON reports of ``thorough_runs.py``: the thorough profile on reference,
+mpmath and torch."""
+
+
+@dataclass(frozen=True)
+class ThoroughRun:
+    """One kept report of the thorough profile (2,000 examples per check)."""
+
+    backend: str
+    seed: int
+    examples: int
+    complete: bool
+    judged: int
+    not_applicable: int
+    alarms: list[str]
+    seconds: float
+
+    def cells(self) -> list[str]:
+        return [f"`{self.backend}`", str(self.seed), str(self.examples),
+                str(self.judged), str(self.not_applicable), str(len(self.alarms)),
+                "yes" if self.complete else "**no**", f"{self.seconds:.0f}"]
+
+
+def thorough_runs(folder: Path = THOROUGH_REPORTS) -> list[ThoroughRun]:
+    """The kept thorough-profile reports, in backend order."""
+    import json
+
+    runs = []
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        results = data["results"]
+        runs.append(ThoroughRun(
+            str(data["backend"]), int(data["seed"]), int(data["examples_per_result"]),
+            bool(data["complete"]), sum(int(r["judged"]) for r in results),
+            sum(int(r["not_applicable"]) for r in results),
+            [f"{r['id']}: {r['status']}" for r in results
+             if r["status"] not in ("holds", "not-applicable")],
+            sum(float(r["seconds"]) for r in results)))
+    return runs
+
+
+def thorough_section(runs: list[ThoroughRun]) -> list[str]:
+    """The thorough profile's runs on the backends that must never be blamed."""
+    if not runs:
+        return ["", "## Thorough profile", "",
+                "No thorough-profile reports are kept in `docs/thorough/`; run "
+                "`python tests/conformance/thorough_runs.py` to make them."]
+    raised = sum(len(r.alarms) for r in runs)
+    summary = (f"**{raised}** false alarms in {sum(r.judged for r in runs)} judged "
+               "examples of the `thorough` profile (2,000 examples per check), "
+               "with random seeds, on "
+               + ", ".join(f"`{r.backend}`" for r in runs) + ". The reports are "
+               "kept in `docs/thorough/` and made by "
+               "`python tests/conformance/thorough_runs.py`. *Not judged* counts "
+               "examples where a hypothesis of the result fails (a unit on a "
+               "kink, a loss gradient below the Taylor test's resolution); "
+               "they are reported, never counted as passes.")
+    header = ["backend", "seed", "examples per check", "examples judged",
+              "not judged", "false alarms", "complete", "seconds"]
+    details = [f"- {r.backend} (seed {r.seed}): {alarm}" for r in runs
+               for alarm in r.alarms]
+    return (["", "## Thorough profile", "", summary, ""]
+            + table(header, [r.cells() for r in runs])
+            + ([""] + details if details else []))
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     """A Markdown table."""
     lines = ["| " + " | ".join(header) + " |",
@@ -209,6 +279,7 @@ def markdown(detections: list[Detection], alarms: list[FalseAlarms],
                 "are those of `tests/conformance/mutants.py`.")
     lines = ["---", "orphan: true", "---", "", "# Detection power", "", preamble]
     lines += caught_section(detections, seeds)
+    lines += thorough_section(thorough_runs())
     lines += alarms_section(alarms, pinned)
     return "\n".join(lines) + "\n"
 
@@ -246,8 +317,8 @@ def alarms_section(alarms: list[FalseAlarms], pinned: list[str]) -> list[str]:
     """False alarms of the thorough runs, and the pinned cases."""
     raised = sum(len(a.alarms) for a in alarms)
     summary = (f"**{raised}** false alarms in {sum(a.judged for a in alarms)} "
-               "judged examples: thorough runs, with random seeds, of backends "
-               "that are right.")
+               "judged examples: runs made by this script, with random seeds, of "
+               "backends that are right, computed in different ways.")
     header = ["backend", "seed", "examples per result", "examples judged",
               "false alarms", "seconds"]
     lines = (["", "## False alarms", "", summary, ""]
