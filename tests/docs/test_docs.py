@@ -449,3 +449,17 @@ def test_the_tutorial_bug_fails_where_the_tutorial_says(tmp_path: Path) -> None:
         timeout=120,
     )
     assert rerun.stdout.startswith("Violated(result_id='layer-jacobian.activation'")
+
+
+def test_the_readme_gradient_check_example_runs_as_shown_and_holds() -> None:
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Check one gradient, like gradcheck", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPOSITORY,
+                               capture_output=True, text=True, check=False)
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("Holds(result_id='backprop.batch-mean'")
+    # One loss and 3 x 2 + 3 + 1 x 3 + 1 = 13 gradient entries.
+    assert "compared=14" in completed.stdout
