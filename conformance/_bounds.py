@@ -206,21 +206,9 @@ class BoundCalculator:
 
     def _forward(self, z: list[FloatArray], a: list[FloatArray]) -> \
             tuple[list[FloatArray], list[FloatArray]]:
-        e_a = [np.zeros_like(a[0])]
-        e_z: list[FloatArray] = []
-        for ell, activation in enumerate(self.network.activations):
-            # z = W a + b: propagated error plus a (n + 1)-term dot product.
-            n = self.network.widths[ell]
-            magnitude = self.absW[ell] @ np.abs(a[ell]) + self.absb[ell]
-            e = self.absW[ell] @ e_a[ell] + gamma(n + 1, self.u) * magnitude
-            e_z.append(e + self.tiny)
-            # a = sigma(z): |sigma'| e_z plus the activation's own rounding.
-            lipschitz = np.minimum(SUP_FIRST.get(activation, 1.0),
-                                   _abs_prime(activation, z[ell])
-                                   + SUP_SECOND.get(activation, 0.0) * e_z[-1])
-            rounding = self.c * _rounding_magnitude(activation, z[ell], a[ell + 1])
-            e_a.append(lipschitz * e_z[-1] + rounding + self.tiny)
-        return e_z, e_a
+        """Bounds of one example's pre-activations and activations, per layer."""
+        e_z, e_a = self._forward_batch([v[None, :] for v in z], [v[None, :] for v in a])
+        return [e[0] for e in e_z], [e[0] for e in e_a]
 
     def _loss(self, a: FloatArray, e_a: FloatArray, y: FloatArray) -> float:
         n = a.size
