@@ -330,7 +330,7 @@ class BoundCalculator:
 
     def _forward_batch(self, Z: list[FloatArray], A: list[FloatArray]) -> \
             tuple[list[FloatArray], list[FloatArray]]:
-        """:meth:`_forward` for ``B x n`` arrays, rows being examples."""
+        """Bounds of every example's pre-activations and activations (``B x n``)."""
         E_a = [np.zeros_like(A[0])]
         E_z: list[FloatArray] = []
         for ell, activation in enumerate(self.network.activations):
