@@ -12,8 +12,9 @@ Peer: ``torch.autograd.gradcheck`` on the same network and parameters,
 written as a function of the parameters, in float64, default (slow) mode
 and ``fast_mode=True``.
 
-Measured twice: with the oracle's default numbers (gmpy2's ``mpfr``) and
-with ``mpmath.mpf`` numbers, the fallback when gmpy2 is missing.
+Measured three times, once per kind of oracle numbers: python-flint's
+``arb`` balls (the default), gmpy2's ``mpfr`` and ``mpmath.mpf``; the
+default's rows carry the targets.
 """
 
 from __future__ import annotations
@@ -61,8 +62,13 @@ PROFILE_CALLS = 20
 PROFILE_LINES = 12
 PROJECT_PACKAGES = ("impl", "spec", "conformance")
 
-SUITE_PATH = "verify_gradients (oracle in gmpy2 numbers) on the reference's gradient"
+ARB_PATH = "verify_gradients (oracle in arb balls) on the reference's gradient"
+GMPY2_PATH = "verify_gradients (oracle in gmpy2 numbers) on the reference's gradient"
 MPMATH_PATH = "verify_gradients (oracle in mpmath numbers) on the reference's gradient"
+ORACLE_PATHS = {"arb": ARB_PATH, "gmpy2": GMPY2_PATH, "mpmath": MPMATH_PATH}
+"""Each kind of oracle numbers and its subject."""
+SUITE_PATH = ARB_PATH
+"""The subject whose oracle is the suite's default; it carries the targets."""
 SLOW = "torch gradcheck (float64, slow mode)"
 FAST = "torch gradcheck (float64, fast_mode=True)"
 
@@ -295,11 +301,14 @@ def run(*, batch_sizes: tuple[int, ...], repeats: int, seed: int = 0) -> Section
             else " (pure Python integers: install gmpy2 for a faster oracle)"
         ),
     ]
-    mpmath_oracle = MpmathBackend(ORACLE_DIGITS, arithmetic="mpmath")
+    oracles = {
+        subject: MpmathBackend(ORACLE_DIGITS, arithmetic=arithmetic)
+        for arithmetic, subject in ORACLE_PATHS.items()
+    }
     notes.append(f"The oracle's default numbers here: {oracle.number_type}.")
 
     with torch_threads(1):
-        rows += _measure_batches(batch_sizes, repeats, seed, oracle, mpmath_oracle, notes)
+        rows += _measure_batches(batch_sizes, repeats, seed, oracles, notes)
     largest = make_problem(NETWORK, max(batch_sizes), seed)
     notes += profile_notes(largest, oracle, repeats=repeats)
     return Section(
@@ -331,8 +340,7 @@ def _measure_batches(
     batch_sizes: tuple[int, ...],
     repeats: int,
     seed: int,
-    oracle: MpmathBackend,
-    mpmath_oracle: MpmathBackend,
+    oracles: dict[str, MpmathBackend],
     notes: list[str],
 ) -> list[Row]:
     """Rows of every verifier on every batch size; appends what each concluded."""
@@ -341,18 +349,16 @@ def _measure_batches(
         problem = make_problem(NETWORK, batch_size, seed)
         case = f"{'-'.join(map(str, NETWORK.widths))} tanh, B={batch_size}"
         calls: dict[str, Callable[[], object]] = {
-            SUITE_PATH: functools.partial(verify_suite_path, NETWORK, problem, oracle),
-            MPMATH_PATH: functools.partial(
-                verify_suite_path, NETWORK, problem, mpmath_oracle
-            ),
-            SLOW: gradcheck_call(NETWORK, problem, fast_mode=False),
-            FAST: gradcheck_call(NETWORK, problem, fast_mode=True),
+            subject: functools.partial(verify_suite_path, NETWORK, problem, oracle)
+            for subject, oracle in oracles.items()
         }
+        calls[SLOW] = gradcheck_call(NETWORK, problem, fast_mode=False)
+        calls[FAST] = gradcheck_call(NETWORK, problem, fast_mode=True)
         notes += _check_verdicts(case, calls)
         samples = measure_rounds(calls, repeats=repeats)
 
         rows += [Row(case, SLOW, samples[SLOW]), Row(case, FAST, samples[FAST])]
-        for subject in (SUITE_PATH, MPMATH_PATH):
+        for subject in oracles:
             for peer, target in ((SLOW, SLOW_MODE_TARGET), (FAST, FAST_MODE_TARGET)):
                 rows.append(
                     Row(

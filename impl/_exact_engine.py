@@ -3,9 +3,11 @@ r"""The oracle's arithmetic: a whole batch at once, in high precision.
 Every layer is one object-array product over the batch (``A @ W.T``), the
 activations are evaluated entry by entry by the number type's own
 elementary functions, and the backward pass mirrors the forward one. The
-numbers are :mod:`gmpy2`'s ``mpfr`` (arithmetic in C, through MPFR) when
-gmpy2 is installed, as it is with this package; otherwise ``mpmath.mpf``,
-the same algorithm about four times slower.
+numbers are :mod:`gmpy2`'s ``mpfr`` (arithmetic in C, through MPFR) or
+``mpmath.mpf``, the same algorithm about four times slower. A third kind,
+python-flint's ``arb`` balls, has its own engine
+(:mod:`impl._arb_engine`): the same quantities with the products in C and
+a guaranteed enclosure of each exact value.
 
 Parameters and inputs are float64, hence dyadic rationals, and convert
 exactly. Each basic operation then rounds to the working precision (30
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import mpmath
 import numpy as np
@@ -29,7 +31,8 @@ from spec import Activation, FloatArray, Loss, Network, Parameters
 from spec.conventions import ELU_ALPHA, LEAKY_RELU_SLOPE
 
 ObjectArray = npt.NDArray[np.object_]
-"""An array of high-precision numbers (``gmpy2.mpfr`` or ``mpmath.mpf``)."""
+"""An array of high-precision numbers (``gmpy2.mpfr``, ``mpmath.mpf`` or
+``flint.arb``)."""
 
 _EXPM1_BELOW = 0.35
 """Below this :math:`|z|`, :math:`e^{-2|z|} > 1/2`: ``expm1`` gives
@@ -43,7 +46,7 @@ class Arithmetic:
     Attributes
     ----------
     name
-        ``"gmpy2"`` or ``"mpmath"``.
+        ``"arb"``, ``"gmpy2"`` or ``"mpmath"``.
     number
         Exact conversion of a float.
     functions
@@ -103,24 +106,38 @@ def mpmath_arithmetic() -> Arithmetic:
                       mpmath.workdps)
 
 
+def arb_arithmetic() -> Arithmetic:
+    """python-flint's ``arb`` balls; raises ImportError without python-flint."""
+    from impl._arb_engine import arb_arithmetic as arithmetic
+
+    return arithmetic()
+
+
 def default_arithmetic() -> Arithmetic:
-    """gmpy2's numbers when gmpy2 can be imported, else mpmath's."""
-    try:
-        return gmpy2_arithmetic()
-    except ImportError:
-        return mpmath_arithmetic()
+    """The fastest kind that can be imported: arb balls, gmpy2's or mpmath's."""
+    for arithmetic in (arb_arithmetic, gmpy2_arithmetic):
+        try:
+            return arithmetic()
+        except ImportError:
+            continue
+    return mpmath_arithmetic()
 
 
 def to_mpf(value: Any) -> Any:
     """Exact conversion of a high-precision number to ``mpmath.mpf``.
 
     ``mpmath.mpf(mpfr)`` would go through a float and lose the extra digits;
-    this goes through the mantissa and exponent instead. Call it inside
-    ``mpmath.workdps`` of at least the number's precision.
+    this goes through the mantissa and exponent instead (of the midpoint,
+    for an ``arb`` ball). Call it inside ``mpmath.workdps`` of at least the
+    number's precision.
     """
     if isinstance(value, mpmath.mpf):
         return value
-    mantissa, exponent = value.as_mantissa_exp()
+    as_mantissa_exp = getattr(value, "as_mantissa_exp", None)
+    if as_mantissa_exp is None:
+        mantissa, exponent = value.mid().man_exp()
+    else:
+        mantissa, exponent = as_mantissa_exp()
     return mpmath.mpf((int(mantissa), int(exponent)))
 
 
@@ -152,6 +169,27 @@ class BatchArrays:
     loss: Any
     weight_gradients: list[ObjectArray]
     bias_gradients: list[ObjectArray]
+
+
+class ExactEngine(Protocol):
+    """What the oracle needs of an engine: its precision, numbers and batch."""
+
+    digits: int
+    arithmetic: Arithmetic
+
+    def run(self, network: Network, parameters: Parameters, inputs: FloatArray,
+            targets: FloatArray) -> BatchArrays:
+        """Forward pass, example losses, backward pass and batch means."""
+        ...
+
+
+def make_engine(digits: int, arithmetic: Arithmetic) -> ExactEngine:
+    """The engine for ``arithmetic``: ball arithmetic has its own."""
+    if arithmetic.name == "arb":
+        from impl._arb_engine import ArbBatchEngine
+
+        return ArbBatchEngine(digits, arithmetic)
+    return BatchEngine(digits, arithmetic)
 
 
 class BatchEngine:

@@ -20,10 +20,12 @@ import numpy as np
 
 from impl._exact_engine import (
     BatchArrays,
-    BatchEngine,
+    ExactEngine,
     ObjectArray,
+    arb_arithmetic,
     default_arithmetic,
     gmpy2_arithmetic,
+    make_engine,
     mpmath_arithmetic,
     to_mpf,
     to_mpf_array,
@@ -102,7 +104,7 @@ class ExactBatch:
 
     network: Network
     arrays: BatchArrays = field(repr=False)
-    engine: BatchEngine = field(repr=False, compare=False)
+    engine: ExactEngine = field(repr=False, compare=False)
 
     @property
     def batch_size(self) -> int:
@@ -182,8 +184,10 @@ class MpmathBackend:
     digits
         Working precision in significant decimal digits, at least 20.
     arithmetic
-        ``"gmpy2"`` or ``"mpmath"`` numbers; by default gmpy2's when it is
-        installed (the same values, computed in C), else mpmath's.
+        ``"arb"`` (python-flint's balls, each enclosing its exact value),
+        ``"gmpy2"`` or ``"mpmath"`` numbers. By default the first of these
+        whose library is installed: all three give the same values, arb's
+        fastest and with a guarantee, mpmath's slowest.
     """
 
     digits: int = DEFAULT_DIGITS
@@ -198,17 +202,19 @@ class MpmathBackend:
         if not isinstance(self.digits, int) or self.digits < 20:
             raise UsageError(f"digits={self.digits!r}: the oracle needs an integer "
                              "of at least 20 significant digits")
-        if self.arithmetic not in (None, "gmpy2", "mpmath"):
-            raise UsageError(f"arithmetic={self.arithmetic!r}: choose 'gmpy2' or "
-                             "'mpmath'")
-        chosen = (mpmath_arithmetic() if self.arithmetic == "mpmath"
-                  else gmpy2_arithmetic() if self.arithmetic == "gmpy2"
+        choices = {"arb": arb_arithmetic, "gmpy2": gmpy2_arithmetic,
+                   "mpmath": mpmath_arithmetic}
+        if self.arithmetic is not None and self.arithmetic not in choices:
+            raise UsageError(f"arithmetic={self.arithmetic!r}: choose 'arb', "
+                             "'gmpy2' or 'mpmath' (or leave it out for the "
+                             "default)")
+        chosen = (choices[self.arithmetic]() if self.arithmetic is not None
                   else default_arithmetic())
-        self._engine = BatchEngine(self.digits, chosen)
+        self._engine = make_engine(self.digits, chosen)
 
     @property
     def number_type(self) -> str:
-        """The numbers the oracle computes in: ``"gmpy2"`` or ``"mpmath"``."""
+        """The oracle's numbers: ``"arb"``, ``"gmpy2"`` or ``"mpmath"``."""
         return self._engine.arithmetic.name
 
     def exact(self, network: Network, parameters: Parameters, inputs: FloatArray,

@@ -53,12 +53,23 @@ def test_oracle_section_compares_each_verifier_with_both_gradcheck_modes(
 ) -> None:
     case = "8-8-8-4 tanh, B=2"
     slow, fast = oracle_vs_fd.SLOW, oracle_vs_fd.FAST
-    ours = [oracle_vs_fd.SUITE_PATH, oracle_vs_fd.MPMATH_PATH]
+    ours = [oracle_vs_fd.ARB_PATH, oracle_vs_fd.GMPY2_PATH, oracle_vs_fd.MPMATH_PATH]
     expected = {(case, slow, ""), (case, fast, "")} | {
         (case, subject, peer) for subject in ours for peer in (slow, fast)
     }
 
     assert _keys(_section(report, "oracle-vs-fd")) == expected
+
+
+def test_oracle_section_gives_targets_to_the_default_oracle_only(
+    report: Report,
+) -> None:
+    rows = _section(report, "oracle-vs-fd").rows
+
+    targeted = {row.subject for row in rows if row.target is not None}
+
+    assert targeted == {oracle_vs_fd.SUITE_PATH}
+    assert oracle_vs_fd.SUITE_PATH == oracle_vs_fd.ARB_PATH
 
 
 def test_throughput_section_has_one_row_per_backend(report: Report) -> None:

@@ -3,11 +3,13 @@
 Every expected value here comes from a forward pass written below in plain
 mpmath (its own activations and losses, not :mod:`spec.conventions`), evaluated
 at 60 digits and differentiated by central differences with a step of 1e-20,
-or from hand calculation; the one exception is the second reference the
-oracle is held to, the explicit Jacobian product of
-:mod:`spec.gradient_product` evaluated at 40 digits. At that precision the difference quotient's
+or from hand calculation. At that precision the difference quotient's
 truncation error is about 1e-40 and its rounding error about 1e-40 as well,
 so agreement to 20 significant digits tests the oracle, not the quotient.
+Two references are not written here: the explicit Jacobian product of
+:mod:`spec.gradient_product` evaluated at 40 digits, the second one the
+oracle is held to, and the oracle's mpmath engine at 60 digits, which its
+arb balls are held to quantity by quantity.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 
 import impl
+from impl._exact_engine import to_mpf
 from spec import Activation, Loss, Network, Parameters
 from spec.errors import UsageError
 from spec.conventions import forward_exact
@@ -219,8 +222,16 @@ def test_kinked_and_elu_units_see_both_signs_and_stay_away_from_zero(
             assert any(v > 0 for v in values) and any(v < 0 for v in values)
 
 
-ARITHMETICS = ["gmpy2", "mpmath"]
-"""The oracle's two kinds of numbers; each is held to the same references."""
+ARITHMETICS = ["arb", "gmpy2", "mpmath"]
+"""The oracle's three kinds of numbers; each is held to the same references."""
+
+
+def _oracle(arithmetic: str, digits: int = impl.oracle.DEFAULT_DIGITS) -> \
+        impl.MpmathBackend:
+    """The oracle in ``arithmetic``; skips the test if arb's library is missing."""
+    if arithmetic == "arb":
+        pytest.importorskip("flint")
+    return impl.MpmathBackend(digits=digits, arithmetic=arithmetic)
 
 
 @pytest.mark.parametrize("arithmetic", ARITHMETICS)
@@ -228,7 +239,7 @@ ARITHMETICS = ["gmpy2", "mpmath"]
 def test_oracle_gradients_agree_with_high_precision_central_differences(
         case: Case, arithmetic: str) -> None:
     # Arrange
-    oracle = impl.MpmathBackend(digits=40, arithmetic=arithmetic)
+    oracle = _oracle(arithmetic, digits=40)
     with mpmath.workdps(HIGH_DIGITS):
         expected_W, expected_b = _finite_difference_gradients(case)
 
@@ -253,7 +264,7 @@ def test_oracle_gradients_agree_with_high_precision_central_differences(
 def test_oracle_loss_equals_an_independent_high_precision_forward_pass(
         case: Case, arithmetic: str) -> None:
     # Arrange
-    oracle = impl.MpmathBackend(digits=40, arithmetic=arithmetic)
+    oracle = _oracle(arithmetic, digits=40)
     W, b = case.exact_parameters()
     with mpmath.workdps(HIGH_DIGITS):
         expected = _mp_batch_loss(case, W, b)
@@ -550,7 +561,7 @@ def test_oracle_derivative_keeps_full_relative_accuracy_in_saturation_and_near_z
         expected = value * slope
 
     # Act
-    batch = impl.MpmathBackend(digits=30, arithmetic=arithmetic).exact(
+    batch = _oracle(arithmetic, digits=30).exact(
         network, parameters, np.array([[1.0]]), np.array([[0.0]]))
 
     # Assert: 25 significant digits, even where sigma' is 1e-26 (tanh at 30).
@@ -558,22 +569,205 @@ def test_oracle_derivative_keeps_full_relative_accuracy_in_saturation_and_near_z
         assert _relative_gap(batch.bias_gradients[0][0], expected) < mpmath.mpf("1e-25")
 
 
-def test_oracle_gmpy2_and_mpmath_numbers_give_the_same_float_answers() -> None:
+def test_oracle_number_kinds_give_the_same_float_answers() -> None:
     # Arrange
     case = CASES[2]
+    pytest.importorskip("flint")
 
     # Act
     answers = [impl.MpmathBackend(arithmetic=name).loss_and_gradients(
-        case.network, case.parameters, case.inputs, case.targets) for name in ARITHMETICS]
+        case.network, case.parameters, case.inputs, case.targets)
+        for name in ARITHMETICS]
 
     # Assert: each is the exact value rounded once, so they agree bit for bit.
-    first, second = answers
-    assert first.loss == second.loss
-    for a, b in zip(first.gradients.weights + first.gradients.biases,
-                    second.gradients.weights + second.gradients.biases):
-        np.testing.assert_array_equal(a, b)
+    first = answers[0]
+    for other in answers[1:]:
+        assert first.loss == other.loss
+        for a, b in zip(first.gradients.weights + first.gradients.biases,
+                        other.gradients.weights + other.gradients.biases):
+            np.testing.assert_array_equal(a, b)
 
 
-def test_oracle_refuses_an_unknown_kind_of_number() -> None:
-    with pytest.raises(UsageError, match="arithmetic='float'"):
+def test_oracle_refuses_an_unknown_kind_of_number_and_names_the_choices() -> None:
+    with pytest.raises(UsageError, match="arithmetic='float'") as raised:
         impl.MpmathBackend(arithmetic="float")
+
+    assert all(f"'{name}'" in str(raised.value) for name in ARITHMETICS)
+    assert isinstance(raised.value, ValueError)
+
+
+# The arb engine: python-flint's balls.
+
+
+def _quantities(batch: impl.oracle.ExactBatch) -> dict[str, list[Any]]:
+    """Every exact quantity of a batch, as lists of object arrays."""
+    arrays = batch.arrays
+    return {"z": arrays.z, "a": arrays.a, "upstream": arrays.upstream,
+            "deltas": arrays.deltas, "losses": [arrays.losses],
+            "loss": [np.array([arrays.loss], dtype=object)],
+            "weight_gradients": arrays.weight_gradients,
+            "bias_gradients": arrays.bias_gradients}
+
+
+def _worst_gaps(actual: impl.oracle.ExactBatch,
+                expected: impl.oracle.ExactBatch) -> dict[str, Any]:
+    """Per quantity, the largest relative gap between two batches' entries."""
+    worst: dict[str, Any] = {}
+    with mpmath.workdps(HIGH_DIGITS):
+        for name, parts in _quantities(actual).items():
+            gaps = [_relative_gap(to_mpf(a), to_mpf(e))
+                    for part, other in zip(parts, _quantities(expected)[name])
+                    for a, e in zip(part.ravel(), other.ravel())]
+            worst[name] = max(gaps)
+    return worst
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_arb_oracle_agrees_with_the_mpmath_engine_on_every_exact_quantity(
+        case: Case) -> None:
+    # Arrange: the mpmath engine at 60 digits, far more than the 30 of arb's
+    # first run; the worst gap seen here is about 7e-29, in a weight
+    # gradient whose terms cancel.
+    reference = impl.MpmathBackend(digits=HIGH_DIGITS, arithmetic="mpmath")
+    expected = reference.exact(case.network, case.parameters, case.inputs,
+                               case.targets)
+
+    # Act
+    actual = _oracle("arb").exact(case.network, case.parameters, case.inputs,
+                                  case.targets)
+
+    # Assert
+    worst = _worst_gaps(actual, expected)
+    assert all(gap < mpmath.mpf("1e-28") for gap in worst.values()), worst
+
+
+def _cancelling_case() -> tuple[Network, Parameters, np.ndarray[Any, Any],
+                                np.ndarray[Any, Any]]:
+    """Two tanh units 2^-40 apart, subtracted and scaled back by 2^40.
+
+    ``z_2 = 2^40 (tanh(x) - tanh(x + 2^-40))``: the difference keeps only
+    the last 63 of 103 bits, so 30 digits leave ``z_2`` good to about 19.
+    """
+    network = Network((1, 2, 1), (Activation.TANH, Activation.IDENTITY),
+                      Loss.SQUARED_ERROR)
+    parameters = Parameters((np.array([[1.0], [1.0]]),
+                             np.array([[2.0 ** 40, -2.0 ** 40]])),
+                            (np.array([0.0, 2.0 ** -40]), np.array([0.0])))
+    return network, parameters, np.array([[0.5]]), np.array([[0.25]])
+
+
+def test_arb_oracle_raises_its_precision_when_cancellation_widens_the_balls(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Arrange
+    network, parameters, inputs, targets = _cancelling_case()
+    oracle = _oracle("arb")
+    reference = impl.MpmathBackend(digits=HIGH_DIGITS, arithmetic="mpmath")
+    expected = reference.exact(network, parameters, inputs, targets)
+
+    # Act
+    with caplog.at_level("DEBUG", logger="impl._arb_engine"):
+        actual = oracle.exact(network, parameters, inputs, targets)
+
+    # Assert: a second run at twice the bits, and 28 digits where one run at
+    # 103 bits gives about 19.
+    assert [r.getMessage() for r in caplog.records] == \
+        ["arb balls wider than 80 bits allow at 103 bits"]
+    worst = _worst_gaps(actual, expected)
+    assert all(gap < mpmath.mpf("1e-28") for gap in worst.values()), worst
+
+
+def test_arb_oracle_sets_flints_precision_while_it_runs_and_restores_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Arrange: 30 digits are (30 + 1) log2(10) = 102.98, so 103 bits.
+    flint = pytest.importorskip("flint")
+    from impl import _arb_engine
+
+    case = CASES[1]
+    seen: list[int] = []
+    compute = _arb_engine._Run.compute
+
+    def recording(self: Any, *args: Any) -> Any:
+        seen.append(flint.ctx.prec)
+        return compute(self, *args)
+
+    def failing(self: Any, *args: Any) -> Any:
+        raise RuntimeError("stop")
+
+    previous = flint.ctx.prec
+    flint.ctx.prec = 77
+    try:
+        # Act
+        monkeypatch.setattr(_arb_engine._Run, "compute", recording)
+        batch = _oracle("arb").exact(case.network, case.parameters, case.inputs,
+                                     case.targets)
+        batch.split  # the split runs under flint's precision as well
+        after_run = flint.ctx.prec
+        monkeypatch.setattr(_arb_engine._Run, "compute", failing)
+        with pytest.raises(RuntimeError):
+            _oracle("arb").exact(case.network, case.parameters, case.inputs,
+                                 case.targets)
+        after_error = flint.ctx.prec
+    finally:
+        flint.ctx.prec = previous
+
+    # Assert
+    assert seen == [103]
+    assert (after_run, after_error) == (77, 77)
+
+
+def test_arb_oracle_runs_first_at_96_bits_when_fewer_digits_are_asked_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Arrange: 20 digits are (20 + 1) log2(10) = 69.8, so 70 bits, too few
+    # for the 80 correct bits the check asks for; 80 + 16 guard bits are used.
+    flint = pytest.importorskip("flint")
+    from impl import _arb_engine
+
+    case = CASES[0]
+    seen: list[int] = []
+    compute = _arb_engine._Run.compute
+
+    def recording(self: Any, *args: Any) -> Any:
+        seen.append(flint.ctx.prec)
+        return compute(self, *args)
+
+    monkeypatch.setattr(_arb_engine._Run, "compute", recording)
+
+    # Act
+    _oracle("arb", digits=20).exact(case.network, case.parameters, case.inputs,
+                                    case.targets)
+
+    # Assert
+    assert seen == [96]
+
+
+def test_arb_numbers_convert_exactly_and_round_to_nearest() -> None:
+    # Arrange: 1 + 3 * 2^-54 lies 3/4 of the way from 1 to 1 + 2^-52, so it
+    # rounds up to 1 + 2^-52 and leaves -2^-54; 1 + 2^-54 rounds down to 1.
+    flint = pytest.importorskip("flint")
+    from spec import split_exact
+
+    up = flint.arb(((1 << 54) + 3, -54))
+    down = flint.arb(((1 << 54) + 1, -54))
+    zero = flint.arb(0)
+    values = np.array([up, down, zero], dtype=object)
+
+    # Act
+    with mpmath.workprec(60):
+        exact = [to_mpf(v) for v in values]
+    with flint.ctx.workprec(103):
+        split = split_exact(values)
+    is_zero = np.asarray(values == 0, dtype=bool)
+
+    # Assert
+    with mpmath.workprec(60):
+        two = mpmath.mpf(2)
+        assert exact == [1 + 3 * two ** -54, 1 + two ** -54, 0]
+    assert split.hi.tolist() == [1 + 2.0 ** -52, 1.0, 0.0]
+    assert split.lo.tolist() == [-(2.0 ** -54), 2.0 ** -54, 0.0]
+    assert is_zero.tolist() == [False, False, True]
+
+
+def test_default_oracle_computes_in_arb_balls_when_python_flint_is_there() -> None:
+    pytest.importorskip("flint")
+
+    assert impl.MpmathBackend().number_type == "arb"
