@@ -3,8 +3,10 @@ r"""The ``mpmath`` backend: the oracle every comparison is made against.
 Parameters and inputs are float64, hence exact dyadic rationals; the oracle
 converts them without rounding and evaluates the network, the loss and the
 backpropagation recursion of :mod:`spec.backprop` in ``digits`` significant
-decimal digits (30 by default). Its float64 answers are the exact values
-rounded once. Tests check it against high-precision central differences (the
+decimal digits (30 by default), for the whole batch at once (see
+:mod:`impl._exact_engine`): in Arb ball arithmetic when python-flint is
+installed, as it is with this package, else in gmpy2's or mpmath's numbers.
+Its float64 answers are the exact values rounded once. Tests check it against high-precision central differences (the
 definition of the derivative) and against the explicit Jacobian product.
 """
 
