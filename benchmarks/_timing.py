@@ -77,13 +77,22 @@ def _loop_count(function: Callable[[], object]) -> int:
 
 
 def measure_rounds(
-    functions: Mapping[str, Callable[[], object]], *, repeats: int, warmup: int = 1
+    functions: Mapping[str, Callable[[], object]],
+    *,
+    repeats: int,
+    warmup: int = 1,
+    turn_warmup: int = 0,
+    settle: Mapping[str, float] | None = None,
 ) -> dict[str, Sample]:
     """Seconds per call of each function, measured in alternating rounds.
 
     Each function is first called ``warmup`` times (imports, caches, thread
     pools), then its loop count is fixed; each of the ``repeats`` rounds
-    times every function once, in the given order.
+    times every function once, in the given order. Within a round, each
+    function's turn may start with ``turn_warmup`` calls that are not timed,
+    and with a wait of ``settle[name]`` seconds, also not timed: after the
+    previous turn ran another library, its worker threads may still spin
+    on the cores for a while, and its data fill the caches.
     """
     if repeats < 1:
         raise ValueError(f"repeats={repeats!r}: need at least 1")
@@ -91,10 +100,15 @@ def measure_rounds(
         for _ in range(warmup):
             function()
     numbers = {name: _loop_count(function) for name, function in functions.items()}
+    waits = dict(settle or {})
 
     values: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
+            if waits.get(name, 0.0) > 0:
+                time.sleep(waits[name])
+            for _ in range(turn_warmup):
+                function()
             started = time.perf_counter()
             for _ in range(numbers[name]):
                 function()

@@ -7,6 +7,8 @@ file in mpmath (40 digits, step 1e-15), independent of the backend and of
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -356,6 +358,25 @@ def test_operation_counter_counts_the_forward_and_backward_pass_by_hand() -> Non
     assert counter.total == 34
 
 
+def test_loss_alone_counts_only_the_forward_pass_by_hand() -> None:
+    # Arrange: the network of the test above; the forward pass counts 18.
+    # Every hidden unit has z = 0.1 + 0.2 = 0.3, so a_2 = 3 tanh(0.3) and the
+    # loss against 0 is (3 tanh 0.3)^2 / 2.
+    network = Network((2, 3, 1), (Activation.TANH, Activation.IDENTITY),
+                      Loss.SQUARED_ERROR)
+    parameters = Parameters((np.ones((3, 2)), np.ones((1, 3))),
+                            (np.zeros(3), np.zeros(1)))
+    counter = impl.OperationCounter()
+
+    # Act
+    loss = impl.ReferenceBackend(counter=counter).loss(
+        network, parameters, np.array([[0.1, 0.2]]), np.array([[0.0]]))
+
+    # Assert
+    assert (counter.forward, counter.backward) == (18, 0)
+    assert abs(loss - 4.5 * math.tanh(0.3) ** 2) <= 1e-15
+
+
 def test_reference_takes_the_left_derivative_at_a_relu_kink() -> None:
     # Arrange: z = 1 * 1 - 1 = 0 exactly; relu'(0) = 0 by the left derivative,
     # so nothing flows to the layer's parameters.
@@ -436,6 +457,214 @@ def test_reference_leaves_the_callers_arrays_unchanged() -> None:
         assert np.array_equal(W, W0) and np.array_equal(b, b0)
     assert np.array_equal(inputs, inputs_before)
     assert np.array_equal(targets, targets_before)
+
+
+def _float32_tolerance(depth: int) -> float:
+    """Normwise relative error allowed in float32: a few hundred units of
+    float32 roundoff per layer, far above the rounding of these small
+    networks and far below any wrong formula (a sign or a missing factor
+    errs by order 1)."""
+    return 256 * depth * float(np.finfo(np.float32).eps)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_reference_computes_every_activation_and_loss_in_float32(
+        activation: Activation, loss: Loss) -> None:
+    # Arrange: float32 numbers throughout; the oracle takes their exact values.
+    network = Network((3, 4, 4, 3), (activation, activation, Activation.IDENTITY),
+                      loss)
+    rng = np.random.default_rng(11)
+    parameters = Parameters(
+        tuple(rng.standard_normal(network.weight_shape(ell)).astype(np.float32)
+              for ell in (1, 2, 3)),
+        tuple((0.5 * rng.standard_normal(network.widths[ell])).astype(np.float32)
+              for ell in (1, 2, 3)))
+    inputs = cast(FloatArray, rng.standard_normal((5, 3)).astype(np.float32))
+    targets = cast(FloatArray, rng.uniform(0.0, 1.0, (5, 3)).astype(np.float32))
+    expected = impl.MpmathBackend().loss_and_gradients(network, parameters, inputs,
+                                                       targets)
+
+    # Act
+    answer = impl.ReferenceBackend().loss_and_gradients(network, parameters, inputs,
+                                                        targets)
+
+    # Assert
+    tolerance = _float32_tolerance(network.depth)
+    assert abs(answer.loss - expected.loss) <= tolerance * abs(expected.loss)
+    for ell in range(network.depth):
+        for got, want in ((answer.gradients.weights[ell],
+                           expected.gradients.weights[ell]),
+                          (answer.gradients.biases[ell],
+                           expected.gradients.biases[ell])):
+            assert got.dtype == np.float32
+            _assert_relatively_close(got.astype(np.float64), want, tolerance)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_reference_matches_softmax_cross_entropy_worked_by_hand(
+        dtype: type[np.floating]) -> None:
+    # Arrange: a = x (W = I, b = 0) with x = (0, ln 3), so softmax(a) = (1/4, 3/4);
+    # the target (1, 0) gives loss -ln(1/4) = ln 4, dL/db = p - y = (-3/4, 3/4)
+    # and dL/dW = (p - y) x^T, whose first column is 0 and second +-(3/4) ln 3.
+    network = Network((2, 2), (Activation.IDENTITY,), Loss.SOFTMAX_CROSS_ENTROPY)
+    parameters = Parameters((np.eye(2, dtype=dtype),), (np.zeros(2, dtype=dtype),))
+    inputs = cast(FloatArray, np.array([[0.0, np.log(3.0)]], dtype=dtype))
+    targets = cast(FloatArray, np.array([[1.0, 0.0]], dtype=dtype))
+    units = 8 * float(np.finfo(dtype).eps)
+
+    # Act
+    answer = impl.ReferenceBackend().loss_and_gradients(network, parameters, inputs,
+                                                        targets)
+
+    # Assert
+    assert abs(answer.loss - np.log(4.0)) <= units * np.log(4.0)
+    _assert_relatively_close(answer.gradients.biases[0].astype(np.float64),
+                             np.array([-0.75, 0.75]), units)
+    third = 0.75 * np.log(3.0)
+    _assert_relatively_close(answer.gradients.weights[0].astype(np.float64),
+                             np.array([[0.0, -third], [0.0, third]]), units)
+    assert answer.gradients.weights[0].dtype == dtype
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_reference_loss_alone_agrees_with_the_oracle(seed: int) -> None:
+    # Arrange
+    network, parameters, inputs, targets = _random_case(seed)
+    expected = impl.MpmathBackend().loss_and_gradients(network, parameters, inputs,
+                                                       targets)
+
+    # Act
+    loss = impl.ReferenceBackend().loss(network, parameters, inputs, targets)
+
+    # Assert
+    assert abs(loss - expected.loss) <= 1e-12 * abs(expected.loss)
+
+
+def test_reference_follows_a_wider_bias_dtype_as_numpy_would() -> None:
+    # Arrange: float32 inputs and weights with float64 biases; a @ W.T + b is
+    # float64, and so is everything computed from it.
+    network, parameters, inputs, targets = _random_case(2)
+    mixed = Parameters(tuple(W.astype(np.float32) for W in parameters.weights),
+                       parameters.biases)
+    x32 = cast(FloatArray, inputs.astype(np.float32))
+    expected = impl.MpmathBackend().loss_and_gradients(network, mixed, x32, targets)
+
+    # Act
+    answer = impl.ReferenceBackend().loss_and_gradients(network, mixed, x32, targets)
+
+    # Assert
+    for ell in range(network.depth):
+        assert answer.gradients.weights[ell].dtype == np.float64
+        assert answer.gradients.biases[ell].dtype == np.float64
+        _assert_relatively_close(answer.gradients.weights[ell],
+                                 expected.gradients.weights[ell],
+                                 _float32_tolerance(network.depth))
+
+
+IN_PLACE_NETWORKS = [
+    Network((3, 4, 4, 2), (Activation.RELU, Activation.TANH, Activation.IDENTITY),
+            Loss.SOFTMAX_CROSS_ENTROPY),
+    Network((3, 2), (Activation.IDENTITY,), Loss.SQUARED_ERROR),
+]
+"""Networks whose activations the backend computes over its own arrays."""
+
+
+@pytest.mark.parametrize("network", IN_PLACE_NETWORKS,
+                         ids=lambda n: n.describe().replace(" ", "_"))
+def test_reference_leaves_the_callers_arrays_unchanged_by_in_place_layers(
+        network: Network) -> None:
+    # Arrange
+    rng = np.random.default_rng(4)
+    parameters = Parameters(
+        tuple(rng.standard_normal(network.weight_shape(ell))
+              for ell in range(1, network.depth + 1)),
+        tuple(rng.standard_normal(network.widths[ell])
+              for ell in range(1, network.depth + 1)))
+    inputs = rng.standard_normal((3, network.widths[0]))
+    targets = rng.uniform(0.0, 1.0, (3, network.widths[-1]))
+    before = parameters.copy()
+    inputs_before, targets_before = inputs.copy(), targets.copy()
+    backend = impl.ReferenceBackend()
+
+    # Act
+    backend.loss_and_gradients(network, parameters, inputs, targets)
+    backend.loss(network, parameters, inputs, targets)
+
+    # Assert
+    for W, W0, b, b0 in zip(parameters.weights, before.weights, parameters.biases,
+                            before.biases):
+        assert np.array_equal(W, W0) and np.array_equal(b, b0)
+    assert np.array_equal(inputs, inputs_before)
+    assert np.array_equal(targets, targets_before)
+
+
+@pytest.mark.parametrize("network", IN_PLACE_NETWORKS,
+                         ids=lambda n: n.describe().replace(" ", "_"))
+def test_reference_answers_are_not_overwritten_by_a_later_call(
+        network: Network) -> None:
+    # Arrange
+    rng = np.random.default_rng(5)
+    parameters = Parameters(
+        tuple(rng.standard_normal(network.weight_shape(ell))
+              for ell in range(1, network.depth + 1)),
+        tuple(rng.standard_normal(network.widths[ell])
+              for ell in range(1, network.depth + 1)))
+    backend = impl.ReferenceBackend()
+    first = backend.loss_and_gradients(
+        network, parameters, rng.standard_normal((3, network.widths[0])),
+        rng.uniform(0.0, 1.0, (3, network.widths[-1])))
+    kept = first.gradients.copy()
+
+    # Act
+    backend.loss_and_gradients(network, parameters,
+                               rng.standard_normal((3, network.widths[0])),
+                               rng.uniform(0.0, 1.0, (3, network.widths[-1])))
+
+    # Assert
+    for got, want in zip(first.gradients.weights + first.gradients.biases,
+                         kept.weights + kept.biases):
+        assert np.array_equal(got, want)
+
+
+def test_reference_gives_the_oracles_answers_from_two_threads_at_once() -> None:
+    # Arrange: each thread reuses its own intermediate arrays; were they
+    # shared, one thread's forward pass would overwrite the other's.
+    network = Network((32, 64, 64, 4), (Activation.RELU, Activation.TANH,
+                                        Activation.IDENTITY),
+                      Loss.SOFTMAX_CROSS_ENTROPY)
+    rng = np.random.default_rng(6)
+    parameters = Parameters(
+        tuple(rng.standard_normal(network.weight_shape(ell)) / 8
+              for ell in (1, 2, 3)),
+        tuple(rng.standard_normal(network.widths[ell]) for ell in (1, 2, 3)))
+    inputs = rng.standard_normal((64, 32))
+    targets = np.eye(4)[rng.integers(0, 4, 64)]
+    expected = impl.MpmathBackend().loss_and_gradients(network, parameters, inputs,
+                                                       targets)
+    backend = impl.ReferenceBackend()
+    start = threading.Barrier(2)
+    answers: list[list[Any]] = [[], []]
+
+    def work(slot: int) -> None:
+        start.wait()
+        for _ in range(100):
+            answers[slot].append(backend.loss_and_gradients(network, parameters,
+                                                            inputs, targets))
+
+    # Act
+    threads = [threading.Thread(target=work, args=(slot,)) for slot in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Assert
+    assert [len(a) for a in answers] == [100, 100]
+    for answer in answers[0] + answers[1]:
+        assert abs(answer.loss - expected.loss) <= 1e-12 * abs(expected.loss)
+        for got, want in zip(answer.gradients.weights, expected.gradients.weights):
+            _assert_relatively_close(got, want, 1e-12)
 
 
 CAPABILITY_METHODS = {
