@@ -315,7 +315,7 @@ def run(*, batch_sizes: tuple[int, ...], repeats: int, seed: int = 0) -> Section
         "oracle-vs-fd",
         "Oracle vs finite differences",
         "Time to verify the full batch gradient of a backend: ours "
-        f"(mpmath oracle at {ORACLE_DIGITS} digits) against "
+        f"(the oracle at {ORACLE_DIGITS} digits, in its default numbers) against "
         "`torch.autograd.gradcheck` on the same network and parameters.",
         tuple(rows),
         notes=tuple(notes),

@@ -11,11 +11,15 @@ import time
 from collections.abc import Sequence
 
 from benchmarks._conformance import SuiteRun, run_suite_process
-from benchmarks._table import Row, Section
+from benchmarks._table import Row, Section, Target
 from benchmarks._timing import Sample, paired_ratios, sample_of
 
 BACKENDS = ("reference", "torch")
 """The backends timed; the first is every other's peer."""
+
+
+WALL_TARGET = Target("<=", 20.0, on="value")
+"""A default run of the reference or torch backend within 20 s on 2 cores."""
 
 
 def run(
@@ -53,6 +57,7 @@ def run(
                 ratio=None
                 if backend == peer
                 else paired_ratios(walls[backend], walls[peer]),
+                target=WALL_TARGET if not base_arguments else None,
                 extra={
                     "examples": str(examples),
                     "examples/s (median)": f"{rate.median:.3g}" if rate else "",
