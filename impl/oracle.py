@@ -68,7 +68,7 @@ class ExactExample:
 
 @dataclass(frozen=True)
 class RoundedBatch:
-    """The exact intermediates of a batch, each rounded once to float64.
+    r"""The exact intermediates of a batch, each rounded once to float64.
 
     ``z[l - 1]``, ``deltas[l - 1]`` and ``upstream[l - 1]`` are ``B x n_l``;
     ``a[l]`` is ``B x n_l``, ``a[0]`` the inputs; ``second[l - 1]`` holds
@@ -121,13 +121,13 @@ class ExactBatch:
 
     @cached_property
     def weight_gradients(self) -> list[ExactArray]:
-        """Per layer, the batch-mean gradient in :math:`W_\ell`."""
+        r"""Per layer, the batch-mean gradient in :math:`W_\ell`."""
         with mpmath.workdps(self.engine.digits):
             return [to_mpf_array(g) for g in self.arrays.weight_gradients]
 
     @cached_property
     def bias_gradients(self) -> list[ExactArray]:
-        """Per layer, the batch-mean gradient in :math:`b_\ell`."""
+        r"""Per layer, the batch-mean gradient in :math:`b_\ell`."""
         with mpmath.workdps(self.engine.digits):
             return [to_mpf_array(g) for g in self.arrays.bias_gradients]
 
