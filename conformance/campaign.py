@@ -97,7 +97,9 @@ def run_campaign_command(argv: Sequence[str]) -> int:
     parser.add_argument("--seeds", default="0", help="comma-separated integers")
     parser.add_argument("--shards", type=_positive, default=1)
     parser.add_argument("--examples", type=_positive)
-    parser.add_argument("--out", type=Path, default=Path("campaign"))
+    parser.add_argument("--out", type=Path, default=Path("campaign"),
+                        help="folder for the reports, created if missing "
+                        "(default: campaign)")
     args = parser.parse_args(list(argv))
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
@@ -106,6 +108,12 @@ def run_campaign_command(argv: Sequence[str]) -> int:
     bad = [d for d in args.dtypes.split(",") if d not in ("float64", "float32")]
     if bad:
         parser.error(f"--dtypes: {', '.join(bad)} is not float64 or float32")
+    # The jobs write their reports there; create it so that they can, here or
+    # on any machine sharing this file system.
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--out {args.out}: cannot create the report folder ({error})")
     for command in plan(args.backends.split(","), args.dtypes.split(","), seeds,
                         args.shards, args.out, args.examples, sys.executable):
         print(command)

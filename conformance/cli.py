@@ -91,11 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m conformance",
         description="Judge a backpropagation implementation against the spec, "
-        "result by result, with a high-precision mpmath oracle.",
+        "result by result, with a high-precision oracle (Arb balls, 30 digits).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="reference",
-                        help="reference, jacobian-product, mpmath, torch, or "
-                        "package.module:attribute (default: reference)")
+                        help="reference, jacobian-product, mpmath, torch, jax, "
+                        "autograd, tinygrad, sklearn, micrograd, mygrad (see "
+                        "--list), or package.module:attribute (default: reference)")
     parser.add_argument("--version", action="version",
                         version=f"backprop-spec {_version()}")
     parser.add_argument("--profile", choices=sorted(PROFILE_EXAMPLES),
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="precision the backend computes in; the error bound "
                         "is scaled to its rounding (default: float64)")
     parser.add_argument("--oracle-digits", type=_digits, default=DEFAULT_DIGITS,
-                        metavar="N", help="significant digits of the mpmath oracle "
+                        metavar="N", help="significant digits of the oracle "
                         f"(default: {DEFAULT_DIGITS}, at least "
                         f"{_options.MIN_ORACLE_DIGITS})")
     parser.add_argument("--robustness", choices=("fail", "report"), default="fail",

@@ -76,9 +76,14 @@ def _detail(report: SuiteReport, result: ResultReport) -> str:
 
 def to_markdown(report: SuiteReport) -> str:
     """A Markdown summary: the verdict table and each failure's reproducer."""
-    state = "" if report.complete else " (INCOMPLETE: the run was interrupted)"
-    verdict = "conformant" if report.conformant else "**not conformant**"
-    lines = [f"## backprop-spec: `{report.backend}` is {verdict}{state}", "",
+    if not report.complete and report.conformant:
+        heading = (f"`{report.backend}`: no verdict (INCOMPLETE: the run was "
+                   "interrupted; nothing failed in the checks it finished)")
+    else:
+        verdict = "conformant" if report.conformant else "**not conformant**"
+        state = "" if report.complete else " (INCOMPLETE: the run was interrupted)"
+        heading = f"`{report.backend}` is {verdict}{state}"
+    lines = [f"## backprop-spec: {heading}", "",
              f"Seed {report.seed}, {report.examples} examples per check, "
              f"{report.dtype}.", "",
              "| check | examples | worst error / bound | verdict |",

@@ -134,7 +134,8 @@ def to_json(report: SuiteReport) -> dict[str, Any]:
         "examples_per_result": report.examples,
         "complete": report.complete,
         "dtype": report.dtype,
-        "conformant": report.conformant,
+        # An unfinished run has not shown conformance, whatever it found so far.
+        "conformant": report.complete and report.conformant,
         "results": [_result_json(r) for r in report.results],
     }
 

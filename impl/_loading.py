@@ -167,11 +167,34 @@ def _as_backend(obj: Any, full_name: str) -> Backend:
             obj.capabilities = frozenset()
         return obj  # type: ignore[no-any-return]  # checked just above
     if callable(obj):
+        if not _takes_four_arguments(obj):
+            raise BackendLoadError(
+                f"{full_name} is a function that cannot be called with the four "
+                "arguments of a backend (network, parameters, inputs, targets); "
+                "point --backend at a function with that signature, an object "
+                "with a loss_and_gradients method, or a class creating one")
         return FunctionBackend(obj, name=full_name)
     raise BackendLoadError(
         f"{full_name} is a {type(obj).__name__}, not a backend: expected an object "
         "with a loss_and_gradients method, a class creating one, or a function "
         "(network, parameters, inputs, targets) -> (loss, dW, db)")
+
+
+def _takes_four_arguments(function: Any) -> bool:
+    """Whether ``function`` accepts four positional arguments, when that can be told.
+
+    Functions written in C may have no signature to inspect; they are given
+    the benefit of the doubt, and a wrong one is then reported when called.
+    """
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return True
+    try:
+        signature.bind(None, None, None, None)
+    except TypeError:
+        return False
+    return True
 
 
 def as_float_array(value: Any) -> FloatArray:

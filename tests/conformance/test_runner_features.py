@@ -169,8 +169,9 @@ def test_shards_partition_the_checks() -> None:
 
 
 def test_a_campaign_runs_on_an_existing_engine_and_merges(tmp_path: Path) -> None:
+    out = tmp_path / "campaign"  # not there yet: the campaign command creates it
     plan = run_cli("campaign", "--backends", "reference", "--seeds", "0,1",
-                   "--shards", "2", "--examples", "2", "--out", str(tmp_path))
+                   "--shards", "2", "--examples", "2", "--out", str(out))
     jobs = tmp_path / "jobs.txt"
     jobs.write_text(plan.stdout)
 
@@ -179,8 +180,8 @@ def test_a_campaign_runs_on_an_existing_engine_and_merges(tmp_path: Path) -> Non
     subprocess.run(["xargs", "-P", "2", "-I", "{}", "sh", "-c", "{}"],
                    stdin=jobs.open(), check=True, timeout=600, capture_output=True,
                    env=dict(os.environ, PYTHONPATH=str(REPO)))
-    merged = run_cli("merge", *sorted(str(p) for p in tmp_path.glob("*.json")))
-    missing = run_cli("merge", str(sorted(tmp_path.glob("*.json"))[0]))
+    merged = run_cli("merge", *sorted(str(p) for p in out.glob("*.json")))
+    missing = run_cli("merge", str(sorted(out.glob("*.json"))[0]))
 
     assert len(plan.stdout.splitlines()) == 4
     assert merged.returncode == 0, merged.stdout
@@ -220,6 +221,7 @@ def test_an_interrupted_run_leaves_its_finished_checks_marked_incomplete(
     assert process.returncode == 130, (output, errors)
     assert "interrupted" in errors
     assert data["complete"] is False
+    assert data["conformant"] is False  # an unfinished run has shown nothing
     assert [r["id"] for r in data["results"]] == ["layer-jacobian.affine"]
 
 

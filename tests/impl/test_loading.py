@@ -139,6 +139,20 @@ def test_an_attribute_that_is_not_a_backend_raises_a_load_error_naming_its_type(
     assert "loss_and_gradients" in message
 
 
+@pytest.mark.parametrize("name", ["json:dumps", "math:sqrt"])
+def test_a_function_that_cannot_take_a_backends_arguments_is_refused(name: str) -> None:
+    # Arrange: both take a single positional argument, a backend four.
+
+    # Act
+    with pytest.raises(BackendLoadError) as raised:
+        impl.load_backend(name)
+
+    # Assert
+    message = str(raised.value)
+    assert f"{name} is a function that cannot be called with the four" in message
+    assert "(network, parameters, inputs, targets)" in message
+
+
 def test_a_module_that_fails_on_import_raises_a_load_error_with_the_cause(
         write_module: ModuleWriter) -> None:
     # Arrange
