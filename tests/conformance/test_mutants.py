@@ -252,15 +252,17 @@ def runs(request: pytest.FixtureRequest) -> mutants.Runs:
 
 def _params(classes: tuple[type[mutants.Template], ...], *,
             keep: Callable[[str], bool] = lambda name: True,
-            mark_missed: bool = False) -> Iterator[object]:
+            mark_missed: bool = False) -> list[object]:
+    params: list[object] = []
     for cls in classes:
         name = cls.__name__
         if not keep(name):
             continue
         marks = ([pytest.mark.xfail(strict=True, reason=MISSED[name].value)]
                  if mark_missed and name in MISSED else [])
-        for label in SEEDS:
-            yield pytest.param(name, label, id=f"{name}-{label}", marks=marks)
+        params += [pytest.param(name, label, id=f"{name}-{label}", marks=marks)
+                   for label in SEEDS]
+    return params
 
 
 def _seed_note(report: SuiteReport) -> str:
