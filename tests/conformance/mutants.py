@@ -839,9 +839,10 @@ class SoftmaxWithoutShiftBackend(_Unchecked):
     r"""Mistake: softmax and log-sum-exp without subtracting the largest logit.
 
     :math:`e^{a_i}` overflows to inf past :math:`a_i \approx 709.8`, and the
-    loss and probabilities become inf or NaN; when every logit of an example
-    is below about :math:`-708` the exponentials are subnormal or 0 and the
-    probabilities lose their digits or become NaN. Right for moderate logits.
+    loss and probabilities become inf or NaN; a logit below about
+    :math:`-708.4` has a subnormal (or zero) exponential, so its probability
+    loses digits even when the other logits are moderate, and when every logit
+    of an example is that low they become NaN. Right for moderate logits.
     """
 
     name: str = "softmax-without-shift"

@@ -206,10 +206,10 @@ SHOWS_ONLY = {
         lambda case: bool({Activation.SIGMOID, Activation.SOFTPLUS}
                           & set(case.network.activations))),
     "SoftmaxWithoutShiftBackend": Shows(
-        f"cross-entropy with an example whose largest logit is past "
-        f"+-{EXP_LIMIT:g}",
+        f"cross-entropy with a logit past +-{EXP_LIMIT:g} (the largest near "
+        "overflow, or any one whose exponential is subnormal)",
         _loss_and(Loss.SOFTMAX_CROSS_ENTROPY, lambda case: bool(np.any(
-            np.abs(_logits(case).max(axis=1)) > EXP_LIMIT)))),
+            np.abs(_logits(case)) > EXP_LIMIT)))),
     "SoftplusOverflowBackend": Shows("a softplus layer", _has(Activation.SOFTPLUS)),
     "LogOfSoftmaxBackend": Shows(
         f"cross-entropy with logits of one example more than {EXP_LIMIT:g} apart",
