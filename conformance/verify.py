@@ -29,6 +29,8 @@ bias_gradient b_2[0]
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from conformance._bounds import BoundCalculator
@@ -40,8 +42,13 @@ RESULT_ID = "backprop.batch-mean"
 """The result a batch loss and gradient are judged under."""
 
 
+GradientPair = tuple[Sequence[FloatArray], Sequence[FloatArray]]
+"""Weight gradients and bias gradients, one array per layer each."""
+
+
 def verify_gradients(network: Network, parameters: Parameters, inputs: FloatArray,
-                     targets: FloatArray, loss: float, gradients: Parameters, *,
+                     targets: FloatArray, loss: float,
+                     gradients: Parameters | GradientPair, *,
                      dtype: type[np.floating] = np.float64,
                      oracle: MpmathBackend | None = None) -> Holds | Violated:
     """Compare a batch loss and its gradients with the exact ones, entry by entry.
@@ -52,7 +59,8 @@ def verify_gradients(network: Network, parameters: Parameters, inputs: FloatArra
         The batch the loss and gradients were computed on (float64 arrays).
     loss, gradients
         The values to judge: the batch-mean loss and its gradient in every
-        :math:`W_\\ell` and :math:`b_\\ell`.
+        :math:`W_\\ell` and :math:`b_\\ell`, as :class:`spec.Parameters` or a
+        pair ``(weight_gradients, bias_gradients)`` of per-layer arrays.
     dtype
         The format they were computed in; the bounds scale with its rounding.
     oracle
@@ -64,6 +72,7 @@ def verify_gradients(network: Network, parameters: Parameters, inputs: FloatArra
         The worst component: :class:`spec.Holds` when every one is within its
         bound, else :class:`spec.Violated` naming quantity, layer and index.
     """
+    gradients = _as_parameters(gradients)
     oracle = oracle or MpmathBackend()
     exact = oracle.exact(network, parameters, inputs, targets)
     bounds = BoundCalculator(network, parameters, dtype).batch(exact, targets)
@@ -94,3 +103,15 @@ def verify_gradients(network: Network, parameters: Parameters, inputs: FloatArra
     worst = worst_of(verdicts)
     assert isinstance(worst, (Holds, Violated))
     return worst
+
+
+def _as_parameters(gradients: object) -> Parameters:
+    """``gradients`` as :class:`spec.Parameters`, or a TypeError saying what is wrong."""
+    if isinstance(gradients, Parameters):
+        return gradients
+    if isinstance(gradients, (tuple, list)) and len(gradients) == 2:
+        weights, biases = gradients
+        return Parameters(tuple(np.asarray(w) for w in weights),
+                          tuple(np.asarray(b) for b in biases))
+    raise TypeError(f"gradients: expected spec.Parameters or a pair (weight "
+                    f"gradients, bias gradients), got {type(gradients).__name__}")
