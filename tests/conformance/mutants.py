@@ -161,8 +161,12 @@ class Template(TextbookBackend):
         A: list[Array] = [X]
         for ell in range(1, network.depth + 1):
             Z.append(A[-1] @ W[ell - 1].T + b[ell - 1])
-            A.append(sigma(network.activations[ell - 1], Z[-1]))
+            A.append(self.activate(network.activations[ell - 1], Z[-1]))
         return Z, A
+
+    def activate(self, activation: Activation, z: Array) -> Array:
+        """The activation's value; a mutant changes how one is computed here."""
+        return sigma(activation, z)
 
     def batch_loss(self, loss: Loss, A: Array, Y: Array) -> float:
         """The mean of the example losses."""
@@ -728,15 +732,9 @@ class Float32ActivationsBackend(Template):
     name: str = "float32-activations"
     kind: ClassVar[Kind | None] = Kind.PRECISION
 
-    def forward(self, network: Network, W: list[Array], b: list[Array],
-                X: Array) -> tuple[list[Array], list[Array]]:
-        Z: list[Array] = []
-        A: list[Array] = [X]
-        for ell in range(1, network.depth + 1):
-            Z.append(A[-1] @ W[ell - 1].T + b[ell - 1])
-            stored = sigma(network.activations[ell - 1], Z[-1]).astype(np.float32)
-            A.append(stored.astype(self.dtype))
-        return Z, A
+    def activate(self, activation: Activation, z: Array) -> Array:
+        stored = sigma(activation, z).astype(np.float32)
+        return stored.astype(self.dtype)
 
 
 @dataclass
@@ -755,16 +753,9 @@ class SigmoidThroughTanhBackend(Template):
     name: str = "sigmoid-through-tanh"
     kind: ClassVar[Kind | None] = Kind.PRECISION
 
-    def forward(self, network: Network, W: list[Array], b: list[Array],
-                X: Array) -> tuple[list[Array], list[Array]]:
-        Z: list[Array] = []
-        A: list[Array] = [X]
-        for ell in range(1, network.depth + 1):
-            Z.append(A[-1] @ W[ell - 1].T + b[ell - 1])
-            activation = network.activations[ell - 1]
-            A.append(_tanh_sigmoid(Z[-1]) if activation is Activation.SIGMOID
-                     else sigma(activation, Z[-1]))
-        return Z, A
+    def activate(self, activation: Activation, z: Array) -> Array:
+        return (_tanh_sigmoid(z) if activation is Activation.SIGMOID
+                else sigma(activation, z))
 
     def activation_derivative(self, network: Network, ell: int, z: Array,
                               a: Array) -> Array:
@@ -875,16 +866,9 @@ class SoftplusOverflowBackend(_Unchecked):
     name: str = "softplus-overflow"
     kind: ClassVar[Kind | None] = Kind.STABILITY
 
-    def forward(self, network: Network, W: list[Array], b: list[Array],
-                X: Array) -> tuple[list[Array], list[Array]]:
-        Z: list[Array] = []
-        A: list[Array] = [X]
-        for ell in range(1, network.depth + 1):
-            Z.append(A[-1] @ W[ell - 1].T + b[ell - 1])
-            activation = network.activations[ell - 1]
-            A.append(np.log(1 + np.exp(Z[-1])) if activation is Activation.SOFTPLUS
-                     else sigma(activation, Z[-1]))
-        return Z, A
+    def activate(self, activation: Activation, z: Array) -> Array:
+        return (np.log(1 + np.exp(z)) if activation is Activation.SOFTPLUS
+                else sigma(activation, z))
 
 
 @dataclass
@@ -1114,14 +1098,8 @@ class LibraryFormulasBackend(Template):
 
     name: str = "library-formulas"
 
-    def forward(self, network: Network, W: list[Array], b: list[Array],
-                X: Array) -> tuple[list[Array], list[Array]]:
-        Z: list[Array] = []
-        A: list[Array] = [X]
-        for ell in range(1, network.depth + 1):
-            Z.append(A[-1] @ W[ell - 1].T + b[ell - 1])
-            A.append(_library_sigma(network.activations[ell - 1], Z[-1]))
-        return Z, A
+    def activate(self, activation: Activation, z: Array) -> Array:
+        return _library_sigma(activation, z)
 
     def batch_loss(self, loss: Loss, A: Array, Y: Array) -> float:
         if loss is Loss.SOFTMAX_CROSS_ENTROPY:
