@@ -50,6 +50,7 @@ midpoint chose.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -161,6 +162,19 @@ class ArbBatchEngine:
         return arrays
 
 
+@functools.lru_cache(maxsize=8)
+def _constants(bits: int) -> tuple[ObjectArray, ...]:
+    """0, 1, the leaky ReLU slope and the ELU scale as balls at ``bits``, in
+    0-d object arrays, which numpy broadcasts like arrays.
+
+    The slope is a decimal string (0.01 has no exact binary form), so its
+    ball depends on the precision; each precision's set is made once.
+    """
+    with working_bits(bits):
+        return tuple(np.array(flint.arb(value), dtype=object)
+                     for value in (0, 1, LEAKY_RELU_SLOPE, ELU_ALPHA))
+
+
 class _Run:
     """One computation at the current ``flint.ctx.prec``.
 
@@ -173,10 +187,7 @@ class _Run:
 
     def __init__(self, network: Network) -> None:
         self.network = network
-        # Constants as 0-d object arrays, which numpy broadcasts like arrays.
-        self.zero, self.one, self.slope, self.alpha = (
-            np.array(flint.arb(value), dtype=object)
-            for value in (0, 1, LEAKY_RELU_SLOPE, ELU_ALPHA))
+        self.zero, self.one, self.slope, self.alpha = _constants(flint.ctx.prec)
 
     def compute(self, parameters: Parameters, inputs: FloatArray,
                 targets: FloatArray) -> BatchArrays:

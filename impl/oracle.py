@@ -134,11 +134,21 @@ class ExactBatch:
     @cached_property
     def split(self) -> SplitGradients:
         """The loss and mean gradients split for :func:`spec.compare`."""
+        arrays = self.arrays
+        parts = [np.asarray([arrays.loss], dtype=object), *arrays.weight_gradients,
+                 *arrays.bias_gradients]
+        # One split of every entry at once, then each part as a view of it.
         with self.engine.arithmetic.precision(self.engine.digits):
-            return SplitGradients(
-                split_exact(np.asarray([self.arrays.loss], dtype=object)),
-                [split_exact(g) for g in self.arrays.weight_gradients],
-                [split_exact(g) for g in self.arrays.bias_gradients])
+            together = split_exact(np.concatenate([p.ravel() for p in parts]))
+        pieces: list[SplitExact] = []
+        start = 0
+        for part in parts:
+            stop = start + part.size
+            pieces.append(SplitExact(together.hi[start:stop].reshape(part.shape),
+                                     together.lo[start:stop].reshape(part.shape)))
+            start = stop
+        L = len(arrays.weight_gradients)
+        return SplitGradients(pieces[0], pieces[1:L + 1], pieces[L + 1:])
 
     @cached_property
     def rounded(self) -> RoundedBatch:
