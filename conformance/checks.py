@@ -14,6 +14,7 @@ shows first at the earliest result, in registry order, that it violates.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -141,6 +142,36 @@ class Check:
         return self.check_id or self.result_id
 
 
+class _LastCase(threading.local):
+    """The oracle's batch and its bounds for the last case asked about.
+
+    A check asks for them twice per case (is a unit near its kink, then the
+    judgement itself), and every asker needs the same values: the case's
+    arrays are never changed (backends get copies), so the second ask reuses
+    the first answer. Only the latest case is kept, per thread.
+    """
+
+    key: tuple[Case, MpmathBackend] | None = None
+    value: tuple[ExactBatch, BatchBounds] | None = None
+
+
+_LAST_CASE = _LastCase()
+
+
+def _exact_and_bounds(case: Case, oracle: MpmathBackend) -> \
+        tuple[ExactBatch, BatchBounds]:
+    """The exact batch of ``case`` and the error bounds of its dtype."""
+    last = _LAST_CASE
+    if last.value is not None and last.key is not None and \
+            last.key[0] is case and last.key[1] is oracle:
+        return last.value
+    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
+    bounds = BoundCalculator(case.network, case.parameters,
+                             case.dtype.type).batch(exact, case.targets)
+    last.key, last.value = (case, oracle), (exact, bounds)
+    return exact, bounds
+
+
 # 2. Points where a hypothesis fails.
 
 def kink_reason(case: Case, oracle: MpmathBackend, bounds: BoundCalculator | None
@@ -151,9 +182,12 @@ def kink_reason(case: Case, oracle: MpmathBackend, bounds: BoundCalculator | Non
     :math:`z` a float computation may land on either side, so its derivative
     is not determined by the exact point either.
     """
-    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
-    calculator = bounds or BoundCalculator(case.network, case.parameters, case.dtype.type)
-    e_z = calculator.batch(exact, case.targets).z
+    if bounds is None:
+        exact, batch_bounds = _exact_and_bounds(case, oracle)
+    else:
+        exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
+        batch_bounds = bounds.batch(exact, case.targets)
+    e_z = batch_bounds.z
     for ell, activation in enumerate(case.network.activations, start=1):
         if not activation.has_kink:
             continue
@@ -180,8 +214,7 @@ def _kink_convention(result_id: str, reason: str, backend: Backend,
     derivative at every kink.
     """
     answer = call_backend(backend, case, result_id)
-    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
-    bounds = BoundCalculator(case.network, case.parameters, case.dtype.type).batch(exact, case.targets)
+    exact, bounds = _exact_and_bounds(case, oracle)
     kinked = [a for a in case.network.activations if a.has_kink]
     for side in ("left", "right"):
         one_sided = _one_sided_gradients(case, side)
@@ -233,9 +266,7 @@ def judge_total_derivative(backend: Backend, oracle: MpmathBackend,
     theta = _flatten(case.parameters)
     g = _flatten(answer.gradients)
     rng = np.random.default_rng(case.probe_seed)
-    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
-    bounds = BoundCalculator(case.network, case.parameters,
-                             case.dtype.type).batch(exact, case.targets)
+    exact, bounds = _exact_and_bounds(case, oracle)
     bound_g = _flatten(Parameters(tuple(bounds.weight_gradients),
                                   tuple(bounds.bias_gradients)))
 
@@ -305,9 +336,8 @@ def judge_jacobian(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdi
     rng = np.random.default_rng(case.probe_seed)
     theta = _flatten(case.parameters)
     g = _flatten(answer.gradients)
-    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
+    exact, bounds = _exact_and_bounds(case, oracle)
     calculator = BoundCalculator(case.network, case.parameters, case.dtype.type)
-    bounds = calculator.batch(exact, case.targets)
     bound_g = _flatten(Parameters(tuple(bounds.weight_gradients),
                                   tuple(bounds.bias_gradients)))
     picks = sorted({int(i) for i in rng.integers(0, theta.size, PROBED_ENTRIES)})
@@ -514,17 +544,10 @@ def _judge_layer_factors(backend: Backend, case: Case, factors: list[ExactArray]
     return verdicts
 
 
-def _single_example_bounds(case: Case, oracle: MpmathBackend) -> \
-        tuple[ExactBatch, BatchBounds]:
-    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
-    bounds = BoundCalculator(case.network, case.parameters, case.dtype.type).batch(exact, case.targets)
-    return exact, bounds
-
-
 def judge_affine_layer(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
     """One identity layer, squared error: gradients through J_W and J_b."""
     answer = call_backend(backend, case, layer_jacobians.AFFINE_ID)
-    exact, bounds = _single_example_bounds(case, oracle)
+    exact, bounds = _exact_and_bounds(case, oracle)
     upstream = exact.examples[0].deltas[0]
     return layer_jacobians.check_affine_layer(
         case.parameters.weights[0], case.inputs[0], upstream,
@@ -541,7 +564,7 @@ def judge_activation_layer(backend: Backend, oracle: MpmathBackend,
     if reason:
         return _kink_convention(result_id, reason, backend, oracle, case)
     answer = call_backend(backend, case, result_id)
-    exact, bounds = _single_example_bounds(case, oracle)
+    exact, bounds = _exact_and_bounds(case, oracle)
     example = exact.examples[0]
     return layer_jacobians.check_activation_layer(
         case.network.activations[0], example.forward.z[0], example.upstream[0],
@@ -551,7 +574,7 @@ def judge_activation_layer(backend: Backend, oracle: MpmathBackend,
 def judge_softmax_layer(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
     """One identity layer, cross-entropy: the bias gradient is J_softmax^T (-y / p)."""
     answer = call_backend(backend, case, layer_jacobians.SOFTMAX_ID)
-    exact, bounds = _single_example_bounds(case, oracle)
+    exact, bounds = _exact_and_bounds(case, oracle)
     example = exact.examples[0]
     with mpmath.workdps(oracle.digits):
         logits = example.forward.z[0]
@@ -577,7 +600,7 @@ def _judge_loss(loss: Loss) -> Callable[[Backend, MpmathBackend, Case], Verdict]
         result_id = (loss_spec.SQUARED_ERROR_ID if loss is Loss.SQUARED_ERROR
                      else loss_spec.CROSS_ENTROPY_ID)
         answer = call_backend(backend, case, result_id)
-        exact, bounds = _single_example_bounds(case, oracle)
+        exact, bounds = _exact_and_bounds(case, oracle)
         example = exact.examples[0]
         x = case.inputs[0]
         with mpmath.workdps(oracle.digits):
@@ -617,7 +640,7 @@ def _judge_per_layer(
         if reason:
             return NotApplicable(result_id, reason)
         answer = call_backend(backend, case, result_id)
-        _, bounds = _single_example_bounds(case, oracle)
+        _, bounds = _exact_and_bounds(case, oracle)
         with mpmath.workdps(oracle.digits):
             return predicate(
                 case.network, case.parameters.weights, case.parameters.biases,
@@ -635,7 +658,7 @@ def judge_batch_mean(backend: Backend, oracle: MpmathBackend, case: Case) -> Ver
     if reason:
         return NotApplicable(result_id, reason)
     answer = call_backend(backend, case, result_id)
-    exact, bounds = _single_example_bounds(case, oracle)
+    exact, bounds = _exact_and_bounds(case, oracle)
     examples = exact.examples
     with mpmath.workdps(oracle.digits):
         return backprop_spec.check_batch_mean(
@@ -683,9 +706,7 @@ def judge_self_consistency(backend: Backend, oracle: MpmathBackend,
                              "differentiable at 0 (ReLU, leaky ReLU, ELU) reaches "
                              "or crosses z = 0 within the finite-difference steps")
 
-    exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
-    bounds = BoundCalculator(case.network, case.parameters,
-                             case.dtype.type).batch(exact, case.targets)
+    exact, bounds = _exact_and_bounds(case, oracle)
     scale = max(1.0, abs(answer.loss) / max(abs(float(exact.loss)), 1e-300))
     gradient_bound = float(np.abs(h) @ _flatten(Parameters(
         tuple(bounds.weight_gradients), tuple(bounds.bias_gradients))))
