@@ -319,8 +319,8 @@ class BoundCalculator:
                            + u * (computed.T @ (a_prev + e_prev))) / B + tiny
             weights[ell - 1] = (per_example + mean_rounding * (delta.T @ a_prev) / B
                                 + tiny)
-            biases[ell - 1] = (e_delta.mean(axis=0) + mean_rounding * delta.mean(axis=0)
-                               + tiny)
+            biases[ell - 1] = ((e_delta.sum(axis=0)
+                                + mean_rounding * delta.sum(axis=0)) / B + tiny)
             if ell > 1:
                 # g_{l-1} = W_l^T delta_l: an n_l-term dot product per entry.
                 n = self.network.widths[ell]
