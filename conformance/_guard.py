@@ -67,13 +67,35 @@ POLICY = CallPolicy()
 """The policy in force; the runner replaces its fields for a run."""
 
 
+def hang_message(what: str, seconds: float, where: str = "") -> str:
+    """The diagnosis of a call that did not return: what, how long, what to try.
+
+    >>> import textwrap
+    >>> print(textwrap.fill(hang_message(
+    ...     "cost: backend 'slow'", 0.5, "network 2-1 tanh squared_error, batch 1")))
+    cost: backend 'slow' did not answer within 0.5 s (the per-call time
+    limit) on network 2-1 tanh squared_error, batch 1, so it was not
+    called again in this run; if it is only slow, raise the limit with
+    --time-limit SECONDS (--conformance-time-limit under pytest),
+    otherwise look for a loop or a wait that never ends
+    """
+    place = f" on {where}" if where else ""
+    return (f"{what} did not answer within {seconds:g} s (the per-call time "
+            f"limit){place}, so it was not called again in this run; if it is "
+            "only slow, raise the limit with --time-limit SECONDS "
+            "(--conformance-time-limit under pytest), otherwise look for a loop "
+            "or a wait that never ends")
+
+
 @contextlib.contextmanager
-def time_limit(seconds: float | None, what: str) -> Iterator[None]:
+def time_limit(seconds: float | None, what: str, where: str = "") -> Iterator[None]:
     """Interrupt the block after ``seconds`` with :class:`BackendHung`.
 
-    Uses a real-time interval timer, so it works only in the main thread of
-    a Unix process; elsewhere the block runs without a limit (a backend
-    stuck inside one C call is interrupted only when that call returns).
+    ``what`` names the call and ``where`` the case it was asked about, for
+    the message (see :func:`hang_message`). Uses a real-time interval timer,
+    so it works only in the main thread of a Unix process; elsewhere the
+    block runs without a limit (a backend stuck inside one C call is
+    interrupted only when that call returns).
     """
     usable = (seconds is not None and seconds > 0 and hasattr(signal, "setitimer")
               and threading.current_thread() is threading.main_thread())
@@ -82,8 +104,7 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
         return
 
     def expire(signum: int, frame: object) -> None:
-        raise BackendHung(f"{what} did not answer within {seconds:g} s (the "
-                          "per-call time limit; raise it with --time-limit)")
+        raise BackendHung(hang_message(what, seconds, where))
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -94,12 +115,17 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def guarded(call: Callable[[], T], what: str) -> T:
-    """Run ``call`` under the policy's time limit; raise on a hang."""
+def guarded(call: Callable[[], T], what: str, where: str = "") -> T:
+    """Run ``call`` under the policy's time limit; raise on a hang.
+
+    Once the backend has hung, it is not called again in the run: every
+    later call raises :class:`BackendHung` with the first hang's diagnosis,
+    as it is (it already says that the backend was not called again).
+    """
     if POLICY.hung:
-        raise BackendHung(f"{what} was not called again: {POLICY.hung}")
+        raise BackendHung(POLICY.hung)
     try:
-        with time_limit(POLICY.time_limit, what):
+        with time_limit(POLICY.time_limit, what, where):
             return call()
     except BackendHung as error:
         POLICY.hung = str(error)
@@ -156,7 +182,7 @@ def _one_call(backend: Backend, case: Case, result_id: str) -> \
     what = f"{result_id}: backend {backend.name!r}"
     try:
         answer = guarded(lambda: backend.loss_and_gradients(
-            case.network, parameters, inputs, targets), what)
+            case.network, parameters, inputs, targets), what, case.describe())
     except BackendMisbehaved:
         raise
     except Exception as error:
@@ -291,7 +317,7 @@ def call_capability(backend: Backend, method: str, case: Case, result_id: str,
     try:
         answer: Any = guarded(lambda: getattr(backend, method)(
             case.network, case.parameters.copy(), case.inputs[0].copy(), *extra),
-            what)
+            what, f"the first example of {case.describe()}")
     except BackendMisbehaved:
         raise
     except Exception as error:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.runner import check_ids
+from spec.errors import UsageError
 
 USAGE_EXIT = 2
 
@@ -53,35 +54,77 @@ def plan(backends: list[str], dtypes: list[str], seeds: list[int], shards: int,
     return commands
 
 
+def read_report(path: Path) -> dict[str, Any]:
+    """The JSON report at ``path``, checked to be one that ``--report`` writes.
+
+    Raises
+    ------
+    UsageError
+        The file is missing, a folder, unreadable, not JSON, or JSON that is
+        not a conformance report.
+    """
+    if not path.exists():
+        raise UsageError(f"{path}: no such file (give the JSON reports the "
+                         "campaign's commands wrote with --report)")
+    if path.is_dir():
+        raise UsageError(f"{path}: a folder, not a report file (give its JSON "
+                         f"files, e.g. {path / '*.json'})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read it ({error.strerror or error})")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path}: not JSON ({error}); give the JSON files "
+                         "written by --report")
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: not a conformance report (a JSON "
+                         f"{type(data).__name__}, expected an object)")
+    fields = {"backend": str, "seed": int, "results": list}
+    missing = [name for name, kind in fields.items()
+               if not isinstance(data.get(name), kind)]
+    if missing or not all(isinstance(r, dict) and isinstance(r.get("id"), str)
+                          and isinstance(r.get("status"), str)
+                          for r in data["results"]):
+        what = (f"no valid {', '.join(repr(m) for m in missing)}" if missing
+                else "a result without an id or status")
+        raise UsageError(f"{path}: not a conformance report ({what}; give the "
+                         "JSON files written by --report)")
+    return data
+
+
 def merge(paths: list[Path]) -> tuple[str, bool]:
     """Fold shard reports into one table per backend x dtype x seed.
 
     Returns the text and whether everything conformed and was complete.
+
+    Raises
+    ------
+    UsageError
+        A path is not a readable report (see :func:`read_report`).
     """
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     problems = []
     for path in paths:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            problems.append(f"{path}: unreadable ({error})")
-            continue
+        data = read_report(path)
         if not data.get("complete"):
             problems.append(f"{path}: incomplete (the run was interrupted)")
         key = (data["backend"], data.get("dtype", "float64"), data["seed"])
         groups.setdefault(key, []).extend(data["results"])
     lines = []
     ok = not problems
+    every = check_ids()
     for (backend, dtype, seed), results in sorted(groups.items()):
         seen = {r["id"] for r in results}
-        missing = [c for c in check_ids() if c not in seen]
-        failed = [r["id"] for r in results if r["status"] in
-                  ("violated", "error", "robustness")]
+        missing = [c for c in every if c not in seen]
+        failed = list(dict.fromkeys(r["id"] for r in results if r["status"] in
+                                    ("violated", "error", "robustness")))
         ok = ok and not missing and not failed
-        verdict = "conformant" if not failed else f"FAILED: {', '.join(failed)}"
-        lines.append(f"{backend} {dtype} seed {seed}: {len(results)} checks, "
-                     f"{verdict}" + (f"; missing {', '.join(missing)}"
-                                     if missing else ""))
+        checks = (f"{len(seen)} checks" if not missing else
+                  f"{len(seen)} of {len(every)} checks")
+        verdict = (f"FAILED: {', '.join(failed)}" if failed else
+                   "none failed, no verdict yet" if missing else "conformant")
+        lines.append(f"{backend} {dtype} seed {seed}: {checks}, {verdict}"
+                     + (f"; missing {', '.join(missing)}" if missing else ""))
     return "\n".join(lines + problems), ok
 
 
@@ -121,13 +164,23 @@ def run_campaign_command(argv: Sequence[str]) -> int:
 
 
 def run_merge_command(argv: Sequence[str]) -> int:
-    """``python -m conformance merge REPORT...``: exit 0 only if all conformed."""
+    """``python -m conformance merge REPORT...``: exit 0 only if all conformed.
+
+    Exit status 1 when a check failed or is missing, or a report is
+    incomplete; 2 when a path given is not a report (missing, unreadable,
+    not JSON, or not a conformance report).
+    """
     from conformance.cli import _Parser
 
     parser = _Parser(prog="python -m conformance merge",
                      description="Fold the JSON reports of a campaign.")
-    parser.add_argument("reports", nargs="+", type=Path)
+    parser.add_argument("reports", nargs="+", type=Path, metavar="REPORT",
+                        help="JSON reports written by the campaign's commands")
     args = parser.parse_args(list(argv))
-    text, ok = merge(args.reports)
+    try:
+        text, ok = merge(args.reports)
+    except UsageError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return USAGE_EXIT
     print(text)
     return 0 if ok else 1

@@ -50,9 +50,11 @@ examples:
 
 
 class _Parser(argparse.ArgumentParser):
+    """A parser whose errors exit with :data:`EXIT_USAGE`, naming its command."""
+
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"python -m conformance: error: {message}\n"
-                  "try 'python -m conformance --help'\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n"
+                  f"try '{self.prog} --help'\n")
 
 
 _positive = _options.positive
@@ -214,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "marked incomplete", file=sys.stderr)
         return 130
     save(report)
-    _print_report(report, quiet=args.quiet)
+    _print_report(report, quiet=args.quiet, shard=args.shard)
     return EXIT_CONFORMANT if report.conformant else EXIT_VIOLATED
 
 
@@ -222,8 +224,9 @@ def _count_checks(only: Sequence[str]) -> int:
     return len(only) if only else len(check_ids())
 
 
-def _print_report(report: SuiteReport, *, quiet: bool) -> None:
-    table = render_table(report)
+def _print_report(report: SuiteReport, *, quiet: bool,
+                  shard: tuple[int, int] | None = None) -> None:
+    table = render_table(report, shard=shard)
     print(table.splitlines()[-1] if quiet else table)
     notes = render_notes(report)
     if notes:

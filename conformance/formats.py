@@ -12,7 +12,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conformance.report import VERDICT_WORDS, render_failures
+from conformance.report import VERDICT_WORDS, render_failures, worst_cell
 from conformance.runner import ResultReport, SuiteReport
 
 
@@ -90,7 +90,7 @@ def to_markdown(report: SuiteReport) -> str:
              "|---|---|---|---|"]
     for result in report.results:
         lines.append(f"| `{result.result_id}` | {result.examples} | "
-                     f"{result.worst_error_in_bounds:.3g} | "
+                     f"{worst_cell(result)} | "
                      f"{VERDICT_WORDS.get(result.status, result.status)} |")
     failures = render_failures(report)
     if failures:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from conformance.checks import BackendError, RobustnessError
-from conformance.runner import ResultReport, SuiteReport
-from spec import Violated
+from conformance.runner import ResultReport, SuiteReport, check_ids
+from spec import RESULTS, Violated
 
 REPORT_SCHEMA_VERSION = 1
 """Version of the JSON report layout; raised whenever a field changes meaning."""
@@ -26,10 +26,16 @@ VERDICT_WORDS = {
 }
 
 
-def render_table(report: SuiteReport) -> str:
-    """The per-result table, one row a result, and a closing line."""
+def render_table(report: SuiteReport, *,
+                 shard: tuple[int, int] | None = None) -> str:
+    """The per-result table, one row a result, and a closing line.
+
+    ``shard`` is ``(I, N)`` for a run of the I-th of N shares of the checks:
+    the closing line then says which share it judged, out of how many checks
+    and results, since one shard alone decides no campaign.
+    """
     header = ("result", "examples", "worst error / bound", "verdict")
-    rows = [(r.result_id, str(r.examples), _worst(r), _verdict(r))
+    rows = [(r.result_id, str(r.examples), worst_cell(r), _verdict(r))
             for r in report.results]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(4)]
     lines = [f"backend {report.backend!r}, seed {report.seed}, "
@@ -42,24 +48,57 @@ def render_table(report: SuiteReport) -> str:
     if fragile:
         effect = ("counted as failures" if report.robustness_fails else
                   "reported only (--robustness report)")
-        lines.append(f"robustness: {len(fragile)} results saw inf or NaN where the "
-                     f"exact values are finite; {effect}")
+        lines.append(f"robustness: {_count(len(fragile), 'check')} saw inf or NaN "
+                     f"where the exact values are finite; {effect}")
+    where = "" if shard is None else f" (shard {shard[0]}/{shard[1]})"
     if not failed and not (fragile and report.robustness_fails):
-        results = len({r.result or r.result_id for r in report.results})
-        lines.append(f"conformant: {len(report.results)} checks of {results} "
-                     "results, none violated")
+        lines.append(_conformant_line(report, shard))
     elif any(r.status == "violated" for r in failed):
         violated = [r for r in failed if r.status == "violated"]
-        lines.append(f"NOT conformant: {len(failed)} of {len(report.results)} "
-                     f"checks failed; the most specific is "
+        lines.append(f"NOT conformant{where}: {len(failed)} of "
+                     f"{len(report.results)} checks failed; the most specific is "
                      f"{most_specific(violated).result_id}")
     elif failed:
-        lines.append(f"NOT conformant: the backend misbehaved in {len(failed)} of "
-                     f"{len(report.results)} checks (see below); nothing could "
-                     "be judged there")
+        lines.append(f"NOT conformant{where}: the backend misbehaved in "
+                     f"{len(failed)} of {len(report.results)} checks (see below); "
+                     "nothing could be judged there")
     else:
-        lines.append("NOT conformant: numerically fragile (see robustness above)")
+        lines.append(f"NOT conformant{where}: numerically fragile (see robustness "
+                     "above)")
     return "\n".join(lines)
+
+
+def _conformant_line(report: SuiteReport, shard: tuple[int, int] | None) -> str:
+    """The closing line of a run in which nothing failed.
+
+    A whole run counts its checks and the results they judge (a result can
+    have more than one check); a shard says what share of the suite it ran.
+
+    >>> from conformance.runner import ResultReport, SuiteReport
+    >>> cost = ResultReport("cost", "Cost", result="cost")
+    >>> one = SuiteReport("b", 0, 1, results=[cost])
+    >>> _conformant_line(one, None)
+    'conformant: 1 check of 1 result, none violated'
+    >>> import textwrap
+    >>> print(textwrap.fill(_conformant_line(one, (4, 4))))
+    conformant on shard 4/4: 1 of the 15 checks, on 1 of the 13 results,
+    none violated (merge every shard's report for the verdict on the whole
+    suite)
+    """
+    checks = len(report.results)
+    results = len({r.result or r.result_id for r in report.results})
+    if shard is None:
+        return (f"conformant: {_count(checks, 'check')} of "
+                f"{_count(results, 'result')}, none violated")
+    return (f"conformant on shard {shard[0]}/{shard[1]}: {checks} of the "
+            f"{len(check_ids())} checks, on {results} of the {len(RESULTS)} "
+            "results, none violated (merge every shard's report for the verdict "
+            "on the whole suite)")
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 check``, ``2 checks``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 SPECIFICITY = (
@@ -84,8 +123,25 @@ def most_specific(failed: list[ResultReport]) -> ResultReport:
     return min(failed, key=rank)
 
 
-def _worst(result: ResultReport) -> str:
-    if result.status == "not-applicable":
+def judged_nothing(result: ResultReport) -> bool:
+    """Whether no error in units of the bound stands for this check's answers.
+
+    So it is where the backend misbehaved (raised, hung, answered in the
+    wrong shape...), where the check stopped or was not run, and where
+    nothing was applicable. An expected failure keeps what it was: one
+    without a counterexample was a check that stopped or was not run (a
+    violation or an overflow always has one).
+    """
+    if result.status in ("error", "not-applicable"):
+        return True
+    if result.counterexample is not None:
+        return isinstance(result.counterexample.outcome, BackendError)
+    return result.status == "expected-failure"
+
+
+def worst_cell(result: ResultReport) -> str:
+    """The "worst error / bound" cell: ``-`` where nothing was judged."""
+    if judged_nothing(result):
         return "-"
     if result.counterexample and isinstance(result.counterexample.outcome, Violated):
         value = result.counterexample.outcome.worst_error_in_bounds
@@ -149,7 +205,8 @@ def _result_json(result: ResultReport) -> dict[str, Any]:
         "examples": result.examples,
         "judged": result.judged,
         "not_applicable": result.not_applicable,
-        "worst_error_in_bounds": _finite(result.worst_error_in_bounds),
+        "worst_error_in_bounds": (None if judged_nothing(result)
+                                  else _finite(result.worst_error_in_bounds)),
         "conventions": sorted(result.conventions),
         "seconds": round(result.seconds, 3),
     }

@@ -358,13 +358,20 @@ def recognise(claimed: FloatArray, expected: FloatArray, bound: FloatArray,
     halving convention of the squared error; another whole number or its
     inverse: a sum where a mean belongs, over a batch or the outputs); and
     agreement to a few digits only (arithmetic in a narrower format). A
-    pattern counts when every entry fits it within the entry's bound.
+    pattern counts when every entry fits it within the entry's bound; for a
+    factor ``f``, within ``|f|`` times the bound (values scaled by ``f`` carry
+    ``f`` times the error), so that the rounding of the narrower formats does
+    not hide a whole factor.
 
     >>> recognise(np.array([-1.0, 2.0]), np.array([1.0, -2.0]), np.array([1e-15] * 2))
     'Pattern: the returned values are the expected ones times -1 (a sign error).'
+    >>> "off by the batch size 2" in recognise(
+    ...     np.array([2.0000002]), np.array([1.0]), np.array([3e-7]), batch_size=2)
+    True
     """
-    def fits(candidate: FloatArray) -> bool:
-        return bool(np.all(np.abs(claimed - candidate) <= 2 * bound + 1e-300))
+    def fits(candidate: FloatArray, scale: float = 1.0) -> bool:
+        allowed = 2 * max(1.0, abs(scale)) * bound + 1e-300
+        return bool(np.all(np.abs(claimed - candidate) <= allowed))
 
     finite = np.isfinite(claimed) & np.isfinite(expected)
     significant = finite & (np.abs(expected) > 4 * bound)
@@ -376,7 +383,10 @@ def recognise(claimed: FloatArray, expected: FloatArray, bound: FloatArray,
             not np.allclose(expected, expected.T) and fits(expected.T):
         return "Pattern: the returned matrix is the transpose of the expected one."
     factor = float(np.median(claimed[significant] / expected[significant]))
-    if factor != 0 and fits(factor * expected) and abs(factor - 1) > 1e-3:
+    if factor != 0 and fits(factor * expected, factor) and abs(factor - 1) > 1e-3:
+        simple = _simple_factor(factor)
+        if simple is not None and fits(simple * expected, simple):
+            factor = simple
         return "Pattern: " + _factor_words(factor, batch_size)
     relative = float(np.max(np.abs(claimed - expected)[significant]
                             / np.abs(expected[significant])))
@@ -386,6 +396,24 @@ def recognise(claimed: FloatArray, expected: FloatArray, bound: FloatArray,
                 "digits only, far below the format's; arithmetic in a narrower "
                 "format (float32) inside, or added noise?")
     return ""
+
+
+def _simple_factor(factor: float) -> float | None:
+    """The factor -1, ``k`` or ``1/k`` (``k`` from 2 to 64) nearest ``factor``.
+
+    ``None`` when ``factor`` is nowhere near one; whether the values fit the
+    simple factor is for the caller to decide, against their bounds.
+
+    >>> _simple_factor(3.9999998), _simple_factor(0.2500001), _simple_factor(-1.02)
+    (4.0, 0.25, -1.0)
+    """
+    if factor < 0:
+        return -1.0
+    if factor >= 1:
+        k = round(factor)
+        return float(k) if 2 <= k <= 64 else None
+    k = round(1 / factor)
+    return 1 / k if 2 <= k <= 64 else None
 
 
 def _factor_words(factor: float, batch_size: int | None) -> str:

@@ -70,6 +70,55 @@ def test_bad_command_lines_exit_2_with_one_clear_message(
     assert result.stdout == ""
 
 
+def _report_of_two_checks(path: Path) -> Path:
+    """A complete, conformant report of ``reference`` on two checks."""
+    run_cli("--examples", "2", "--only", "cost", "--only", "layer-jacobian.affine",
+            "--report", str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("absent.json", None, "{path}: no such file (give the JSON reports the "
+         "campaign's commands wrote with --report)"),
+        ("folder", "", "{path}: a folder, not a report file (give its JSON files, "
+         "e.g. {path}/*.json)"),
+        ("notes.json", "shard 1 done\n", "{path}: not JSON (Expecting value: line 1 "
+         "column 1 (char 0)); give the JSON files written by --report"),
+        ("list.json", "[1, 2]", "{path}: not a conformance report (a JSON list, "
+         "expected an object)"),
+        ("other.json", '{"backend": "x", "results": []}', "{path}: not a "
+         "conformance report (no valid 'seed'; give the JSON files written by "
+         "--report)"),
+    ],
+)
+def test_merge_given_a_path_that_is_no_report_exits_2_with_one_clear_message(
+        tmp_path: Path, name: str, content: str | None, message: str) -> None:
+    good = _report_of_two_checks(tmp_path / "good.json")
+    path = tmp_path / name
+    if content == "":
+        path.mkdir()
+    elif content is not None:
+        path.write_text(content)
+
+    result = run_cli("merge", str(good), str(path))
+
+    assert result.returncode == 2
+    assert result.stderr == ("python -m conformance merge: error: "
+                             + message.format(path=path) + "\n")
+    assert result.stdout == ""
+
+
+def test_merge_without_reports_is_a_usage_error_of_merge() -> None:
+    result = run_cli("merge")
+
+    assert result.returncode == 2
+    assert result.stderr == ("python -m conformance merge: error: the following "
+                             "arguments are required: REPORT\n"
+                             "try 'python -m conformance merge --help'\n")
+
+
 def test_help_shows_examples() -> None:
     result = run_cli("--help")
 

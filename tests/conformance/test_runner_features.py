@@ -188,7 +188,11 @@ def test_a_campaign_runs_on_an_existing_engine_and_merges(tmp_path: Path) -> Non
     assert f"reference float64 seed 1: {len(check_ids())} checks, conformant" in \
         merged.stdout
     assert missing.returncode == 1
-    assert "missing" in missing.stdout
+    shard = sorted(out.glob("*.json"))[0]
+    ran = [r["id"] for r in json.loads(shard.read_text())["results"]]
+    assert missing.stdout.startswith(
+        f"reference float64 seed 0: {len(ran)} of {len(check_ids())} checks, none "
+        "failed, no verdict yet; missing ")
 
 
 def test_an_interrupted_run_leaves_its_finished_checks_marked_incomplete(
@@ -258,7 +262,7 @@ def test_on_a_terminal_progress_is_live_and_quiet_mode_shows_only_the_verdict() 
 
     assert live.returncode == 0
     assert b"checks" in shown and b"\x1b[" in shown  # a live rich display
-    assert quiet.stdout.strip() == "conformant: 1 checks of 1 results, none violated"
+    assert quiet.stdout.strip() == "conformant: 1 check of 1 result, none violated"
     assert quiet.stderr == ""
 
 

@@ -176,6 +176,24 @@ def test_summed_instead_of_averaged_batch_gradients_fail_the_total_derivative_fi
     assert_unaffected(report, SINGLE_EXAMPLE_RESULTS)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_summed_batch_gradients_are_diagnosed_as_off_by_the_batch_size_in_either_precision(
+        dtype: type[np.floating]) -> None:
+    backend = WRONG_BACKENDS.SummedBatchBackend(dtype=dtype)
+
+    report = run_suite(backend, backend_spec="wrong_backends:SummedBatchBackend",
+                       examples=EXAMPLES, seed=0, only=(BATCH_ID,), dtype=dtype)
+
+    outcome = violation(report, BATCH_ID)
+    found = result(report, BATCH_ID).counterexample
+    assert found is not None
+    B = found.case.batch_size
+    assert B > 1
+    assert outcome.describe().endswith(
+        f"Pattern: the returned values are the expected ones times {B} (off by the "
+        f"batch size {B}: a sum over the examples where the mean belongs?)")
+
+
 def test_dropped_bias_gradient_is_named_by_every_lemma_at_a_bias_gradient() -> None:
     report = assert_judged_wrong("DroppedBiasGradientBackend", named=AFFINE_ID)
     location = violated_location(report, AFFINE_ID)

@@ -1,0 +1,127 @@
+"""What the command line tells its user: the hang diagnosis, the table's
+"worst error / bound" cell where nothing was judged, and a shard's closing
+line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from conformance.campaign import shard_of
+from conformance.checks import all_checks
+from conformance.runner import check_ids
+from spec import RESULTS
+
+REPO = Path(__file__).resolve().parents[2]
+
+HANGING = (
+    "import time\n"
+    "def backend(network, parameters, inputs, targets):\n"
+    "    time.sleep(60)\n")
+
+RAISING_ON_BATCHES = (
+    "from impl import ReferenceBackend\n"
+    "def backend(network, parameters, inputs, targets):\n"
+    "    if len(inputs) > 1:\n"
+    "        raise RuntimeError('batches are not supported')\n"
+    "    return ReferenceBackend().loss_and_gradients(network, parameters,\n"
+    "                                                 inputs, targets)\n")
+
+
+def run_cli(*args: str, extra_path: Path | None = None) -> \
+        subprocess.CompletedProcess[str]:
+    environment = dict(os.environ)
+    paths = [str(REPO)] + ([str(extra_path)] if extra_path else [])
+    environment["PYTHONPATH"] = os.pathsep.join(paths)
+    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=REPO,
+                          env=environment, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_a_hung_backend_is_diagnosed_once_with_the_limit_and_what_to_try(
+        tmp_path: Path) -> None:
+    (tmp_path / "hanging.py").write_text(HANGING)
+
+    result = run_cli("--backend", "hanging:backend", "--time-limit", "0.5",
+                     "--examples", "3", "--only", "total-derivative", "--only",
+                     "self-consistency", extra_path=tmp_path)
+
+    hang = (r"total-derivative: backend 'hanging:backend' did not answer within "
+            r"0\.5 s \(the per-call time limit\) on network [^,]+, batch \d+, so "
+            r"it was not called again in this run; if it is only slow, raise the "
+            r"limit with --time-limit SECONDS \(--conformance-time-limit under "
+            r"pytest\), otherwise look for a loop or a wait that never ends")
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1
+    assert [line for line in lines if line.startswith("total-derivative: ")] \
+        and all(re.fullmatch(hang, line) for line in lines
+                if line.startswith("total-derivative: "))
+    assert any(re.fullmatch(f"self-consistency: not run, because {hang}", line)
+               for line in lines)
+    assert all(line.count("backend 'hanging:backend'") <= 1 for line in lines)
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_rows_where_the_backend_misbehaved_show_no_worst_error(
+        tmp_path: Path) -> None:
+    (tmp_path / "batchless.py").write_text(RAISING_ON_BATCHES)
+    markdown, report = tmp_path / "summary.md", tmp_path / "report.json"
+
+    result = run_cli("--backend", "batchless:backend", "--examples", "10",
+                     "--only", "backprop.batch-mean", "--only",
+                     "layer-jacobian.affine", "--markdown", str(markdown),
+                     "--report", str(report), extra_path=tmp_path)
+
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
+            if line.startswith(("backprop.batch-mean ", "layer-jacobian.affine "))}
+    table = {line.split(" | ")[0]: line.split(" | ")[1:]
+             for line in markdown.read_text().splitlines() if line.startswith("| `")}
+    assert result.returncode == 1
+    examples, cell, *verdict = rows["backprop.batch-mean"]
+    assert (cell, verdict) == ("-", ["BACKEND", "ERROR"])
+    assert table["| `backprop.batch-mean`"] == [examples, "-", "BACKEND ERROR |"]
+    # A check that judged its examples keeps its number, in both formats.
+    affine = rows["layer-jacobian.affine"]
+    assert affine[2:] == ["holds"] and 0 <= float(affine[1]) <= 1
+    assert table["| `layer-jacobian.affine`"] == [affine[0], affine[1], "holds |"]
+    # In JSON: null for the error row, the same number for the other, and
+    # the report still follows the documented schema.
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, json.loads(
+        (REPO / "docs" / "report-schema.json").read_text()))
+    worst = {r["id"]: r["worst_error_in_bounds"] for r in data["results"]}
+    assert worst["backprop.batch-mean"] is None
+    assert f"{worst['layer-jacobian.affine']:.3g}" == affine[1]
+
+
+@pytest.mark.parametrize(("shard", "shards"), [(4, 4), (1, 15)])
+def test_a_shard_says_which_share_of_the_checks_and_results_it_judged(
+        shard: int, shards: int, tmp_path: Path) -> None:
+    report = tmp_path / "shard.json"
+    mine = shard_of(check_ids(), shard, shards)
+    results = {c.result_id for c in all_checks() if c.id in mine}
+
+    result = run_cli("--examples", "2", "--quiet", "--shard", f"{shard}/{shards}",
+                     "--report", str(report))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == (
+        f"conformant on shard {shard}/{shards}: {len(mine)} of the "
+        f"{len(check_ids())} checks, on {len(results)} of the {len(RESULTS)} "
+        "results, none violated (merge every shard's report for the verdict on "
+        "the whole suite)")
+    assert [r["id"] for r in json.loads(report.read_text())["results"]] == mine
+
+
+def test_a_run_of_one_check_says_check_and_result_in_the_singular() -> None:
+    result = run_cli("--examples", "2", "--quiet", "--only", "layer-jacobian.affine")
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == "conformant: 1 check of 1 result, none violated"
