@@ -56,7 +56,8 @@ class PlainProgress(Progress):
         for index, result in enumerate(report.results[self.done:],
                                        start=self.done + 1):
             print(f"[{index}/{self.total}] {result.result_id}: "
-                  f"{result.status} ({result.examples} examples, "
+                  f"{result.status} ({result.examples} example"
+                  f"{'' if result.examples == 1 else 's'}, "
                   f"{result.seconds:.1f} s)", file=sys.stderr, flush=True)
         self.done = len(report.results)
 

@@ -167,6 +167,7 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
             + ", ".join(sorted(c.value for c in missing)))
         return report
     strategy = check.strategy
+    first: list[_Failure] = []
 
     @settings(max_examples=examples, deadline=None,
               database=DirectoryBasedExampleDatabase(database) if database else None,
@@ -184,7 +185,9 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
                 on_example(check.id, report.examples)
         if isinstance(outcome, (Violated, BackendError, RobustnessError)):
             failed_once = True
-            raise _Failure(outcome, case)
+            failure = _Failure(outcome, case)
+            first.append(failure)
+            raise failure
 
     def fixed_cases() -> None:
         # After the drawn ones, so that a mistake the draws reach is reported
@@ -201,6 +204,11 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
         property_test()
         fixed_cases()
     except _Failure as failure:
+        if POLICY.hung and first:
+            # Once the backend has hung it is not called again, so every case
+            # shrinking tried failed without the backend seeing it; the case
+            # it hung on is the one to show.
+            failure = first[0]
         report.status = ("violated" if isinstance(failure.outcome, Violated) else
                          "robustness" if isinstance(failure.outcome, RobustnessError)
                          else "error")
@@ -265,15 +273,11 @@ def run_suite(
     chosen = [c for c in checks if not only or c.id in only]
     report = SuiteReport(backend.name, seed, examples, np.dtype(dtype).name,
                          robustness_fails=robustness_fails)
-    POLICY.hung = ""
-    POLICY.check_determinism = check_determinism
-    if time_limit is not None:
-        POLICY.time_limit = time_limit
     oracle = oracle or MpmathBackend()
     settings_for = _Settings(examples, seed, backend_spec, database, on_example)
     if on_result is not None:
         on_result(report)
-    with _watching_interrupts():
+    with _watching_interrupts(), _policy(time_limit, check_determinism):
         if jobs > 1:
             _run_parallel(chosen, report, oracle, settings_for, jobs, dtype, on_result)
         else:
@@ -284,6 +288,21 @@ def run_suite(
                     on_result(report)
     report.complete = True
     return report
+
+
+@contextlib.contextmanager
+def _policy(time_limit: float | None, check_determinism: bool) -> Iterator[None]:
+    """The guard's settings for one run, restored when it ends (so a limit
+    given to one run does not carry into the next in the same process)."""
+    saved = POLICY.time_limit, POLICY.check_determinism
+    POLICY.hung = ""
+    POLICY.check_determinism = check_determinism
+    if time_limit is not None:
+        POLICY.time_limit = time_limit
+    try:
+        yield
+    finally:
+        POLICY.time_limit, POLICY.check_determinism = saved
 
 
 _INTERRUPTED = threading.Event()

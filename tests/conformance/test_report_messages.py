@@ -125,3 +125,69 @@ def test_a_run_of_one_check_says_check_and_result_in_the_singular() -> None:
 
     assert result.returncode == 0
     assert result.stdout.strip() == "conformant: 1 check of 1 result, none violated"
+
+
+HANGING_ON_BATCHES = (
+    "import time\n"
+    "from impl import ReferenceBackend\n"
+    "def backend(network, parameters, inputs, targets):\n"
+    "    if len(inputs) > 1:\n"
+    "        time.sleep(60)\n"
+    "    return ReferenceBackend().loss_and_gradients(network, parameters,\n"
+    "                                                 inputs, targets)\n")
+
+
+def test_the_case_shown_after_a_hang_is_the_one_the_backend_hung_on(
+        tmp_path: Path) -> None:
+    # The backend answers single examples and hangs on batches. After the
+    # hang it is not called again, so a shrunk case (one example, which it
+    # would have answered) would be a case it never saw.
+    (tmp_path / "slow_batches.py").write_text(HANGING_ON_BATCHES)
+    report = tmp_path / "report.json"
+
+    result = run_cli("--backend", "slow_batches:backend", "--time-limit", "0.5",
+                     "--examples", "20", "--only", "backprop.batch-mean",
+                     "--report", str(report), extra_path=tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    (row,) = json.loads(report.read_text())["results"]
+    assert row["status"] == "error"
+    assert len(row["counterexample"]["inputs"]) > 1
+    batch = len(row["counterexample"]["inputs"])
+    assert f"batch {batch}, so it was not called again" in result.stdout
+
+
+def test_a_time_limit_given_to_one_run_does_not_carry_into_the_next() -> None:
+    from conformance._guard import POLICY
+    from conformance.runner import run_suite
+    from impl import ReferenceBackend
+
+    before = (POLICY.time_limit, POLICY.check_determinism)
+    limit = (before[0] or 0.0) + 7
+    seen: list[tuple[float | None, bool]] = []
+    run_suite(ReferenceBackend(), backend_spec="reference", examples=1,
+              only=["layer-jacobian.affine"], time_limit=limit,
+              check_determinism=not before[1],
+              on_result=lambda _: seen.append((POLICY.time_limit,
+                                               POLICY.check_determinism)))
+
+    assert seen[-1] == (limit, not before[1])
+    assert (POLICY.time_limit, POLICY.check_determinism) == before
+
+
+def test_plain_progress_lines_count_examples_in_the_singular_and_plural(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance.progress import PlainProgress
+    from conformance.runner import ResultReport, SuiteReport
+
+    report = SuiteReport("reference", 0, 3)
+    progress = PlainProgress(2, 3)
+    report.results.append(ResultReport("cost", "Cost", examples=1, seconds=0.25))
+    progress.finished(report)
+    report.results.append(ResultReport("jacobian", "Jacobian", status="violated",
+                                       examples=3, seconds=1.0))
+    progress.finished(report)
+
+    assert capsys.readouterr().err.splitlines() == [
+        "[1/2] cost: holds (1 example, 0.2 s)",
+        "[2/2] jacobian: violated (3 examples, 1.0 s)"]
