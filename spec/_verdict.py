@@ -421,15 +421,22 @@ def _factor_words(factor: float, batch_size: int | None) -> str:
     if abs(factor + 1) < 1e-9:
         return text + " (a sign error)."
     for k in range(2, 65):
-        if not (abs(factor - k) < 1e-9 * k or abs(factor - 1 / k) < 1e-9 / k):
+        larger = abs(factor - k) < 1e-9 * k
+        if not (larger or abs(factor - 1 / k) < 1e-9 / k):
             continue
         if k == batch_size:
-            return (f"{text} (off by the batch size {k}: a sum over the examples "
-                    "where the mean belongs?)")
+            return (f"{text} (off by the batch size {k}: "
+                    + ("a sum over the examples where the mean belongs?)" if larger
+                       else "divided by the batch size once more than needed, "
+                       "or a mean where a sum belongs?)"))
         if k == 2:
-            return (f"{text} (a factor 2: the 1/2 of the squared error dropped or "
-                    "doubled, or a sum over two examples or outputs?)")
-        return f"{text} (a whole factor {k}: a sum where a mean belongs?)"
+            return (f"{text} (a factor 2: the 1/2 of the squared error "
+                    + ("dropped, or a sum over two examples or outputs?)" if larger
+                       else "applied twice, or a mean over two examples or "
+                       "outputs where a sum belongs?)"))
+        return (f"{text} (a whole factor {k}: "
+                + ("a sum where a mean belongs?)" if larger
+                   else "a mean where a sum belongs, or one division too many?)"))
     return text + "."
 
 

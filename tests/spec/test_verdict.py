@@ -16,7 +16,7 @@ from spec import (
     to_exact,
     to_float,
 )
-from spec._verdict import worst_of
+from spec._verdict import recognise, worst_of
 
 
 def test_to_exact_converts_floats_without_rounding() -> None:
@@ -243,3 +243,24 @@ def test_compare_never_accepts_a_non_finite_claim_or_an_overflowing_exact_value(
 
     assert isinstance(verdict, Violated)
     assert verdict.violating == 2
+
+
+@pytest.mark.parametrize(("factor", "words"), [
+    (3.0, "(off by the batch size 3: a sum over the examples where the mean "
+          "belongs?)"),
+    (1 / 3, "(off by the batch size 3: divided by the batch size once more than "
+            "needed, or a mean where a sum belongs?)"),
+    (2.0, "(a factor 2: the 1/2 of the squared error dropped, or a sum over two "
+          "examples or outputs?)"),
+    (0.5, "(a factor 2: the 1/2 of the squared error applied twice, or a mean "
+          "over two examples or outputs where a sum belongs?)"),
+    (5.0, "(a whole factor 5: a sum where a mean belongs?)"),
+    (0.2, "(a whole factor 5: a mean where a sum belongs, or one division too "
+          "many?)"),
+])
+def test_a_whole_factor_is_explained_in_the_direction_it_goes(
+        factor: float, words: str) -> None:
+    expected = np.array([0.75, -1.5, 3.0])
+    text = recognise(expected * factor, expected, np.full(3, 1e-15), batch_size=3)
+    assert text == ("Pattern: the returned values are the expected ones times "
+                    f"{factor:.6g} {words}")
