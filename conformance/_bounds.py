@@ -381,6 +381,40 @@ class BoundCalculator:
         """
         return self.jacobian_rows(exact)[0]
 
+    def product_bounds(self, exact: ExactExample, J: ExactArray, u: FloatArray,
+                       v: FloatArray) -> tuple[FloatArray, FloatArray]:
+        r"""Bounds of each entry of :math:`Jv` (``n_L``) and :math:`u^\top J` (``n_0``).
+
+        A product is bounded like the Jacobian entries it sums plus the
+        rounding of that sum: :math:`\beta_J |v| + \gamma_{n_0+1}|J||v|`,
+        and :math:`|u| \beta_J + \gamma_{n_L+1}|u||J|`, with :math:`\beta_J`
+        the bound of each Jacobian entry (:meth:`input_jacobian`). A backend
+        that never forms :math:`J` sums the same terms in another order, which
+        the bound, a sum of magnitudes, does not depend on.
+        """
+        bound = self.input_jacobian(exact)
+        absJ = np.abs(to_float(J))
+        gamma_in = float(gamma(self.network.widths[0] + 1, self.u))
+        gamma_out = float(gamma(self.network.widths[-1] + 1, self.u))
+        jvp = bound @ np.abs(v) + gamma_in * (absJ @ np.abs(v))
+        vjp = np.abs(u) @ bound + gamma_out * (np.abs(u) @ absJ)
+        return np.asarray(jvp), np.asarray(vjp)
+
+    def adjoint_bound(self, u: FloatArray, v: FloatArray, jvp: FloatArray,
+                      vjp: FloatArray, jvp_bound: FloatArray,
+                      vjp_bound: FloatArray) -> float:
+        r"""Bound of :math:`\langle u, \widehat{Jv}\rangle - \langle
+        \widehat{J^\top u}, v\rangle`, which is exactly zero for exact products.
+
+        Each inner product carries its factor's error and the rounding of
+        its own sum (the returned products' magnitudes, as computed).
+        """
+        gamma_in = float(gamma(self.network.widths[0] + 1, self.u))
+        gamma_out = float(gamma(self.network.widths[-1] + 1, self.u))
+        return float(np.abs(u) @ jvp_bound + vjp_bound @ np.abs(v)
+                     + gamma_out * (np.abs(u) @ np.abs(jvp))
+                     + gamma_in * (np.abs(vjp) @ np.abs(v)))
+
     def parameter_jacobian(self, exact: ExactExample) -> FloatArray:
         r"""Bound of each entry of the ``n_L x P`` Jacobian in the parameters.
 

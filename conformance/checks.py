@@ -22,7 +22,7 @@ import mpmath
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance._bounds import BatchBounds, BoundCalculator, gamma
+from conformance._bounds import BatchBounds, BoundCalculator
 from conformance._guard import (
     BackendMisbehaved,
     call_backend,
@@ -126,6 +126,9 @@ class Check:
         Fixed cases judged in every run, whatever the seed, after the drawn
         ones: coverage that must not depend on luck (one per activation for
         the activation lemma).
+    needs_any
+        Capabilities of which the backend must declare at least one (the
+        JVP or the VJP for the products with the Jacobian).
     """
 
     result_id: str
@@ -135,11 +138,23 @@ class Check:
     check_id: str = ""
     aspect: str = ""
     explicit: tuple[Case, ...] = ()
+    needs_any: frozenset[Capability] = frozenset()
 
     @property
     def id(self) -> str:
         """The row id in reports: the result id, unless the check has its own."""
         return self.check_id or self.result_id
+
+    def unmet_needs(self, capabilities: frozenset[Capability]) -> str:
+        """Why a backend with ``capabilities`` cannot be judged here ("" if it can)."""
+        missing = self.needs - capabilities
+        if missing:
+            return "the backend does not declare " + ", ".join(
+                sorted(c.value for c in missing))
+        if self.needs_any and not self.needs_any & capabilities:
+            return "the backend declares neither " + " nor ".join(
+                sorted(c.value for c in self.needs_any))
+        return ""
 
 
 class _LastCase(threading.local):
@@ -447,7 +462,8 @@ def _input_jacobian(backend: Backend, case: Case, result_id: str) -> FloatArray:
 
 def judge_jacobian_products(backend: Backend, oracle: MpmathBackend,
                             case: Case) -> Verdict:
-    """VJP and JVP against the exact Jacobian, and their adjoint identity."""
+    """JVP and VJP, whichever the backend declares, against the exact
+    Jacobian, and their adjoint identity when it declares both."""
     result_id = jacobian.PRODUCTS_ID
     reason = kink_reason(case, oracle)
     if reason:
@@ -456,21 +472,17 @@ def judge_jacobian_products(backend: Backend, oracle: MpmathBackend,
     rng = np.random.default_rng(case.probe_seed)
     u = rng.standard_normal(network.widths[-1]).astype(case.dtype)
     v = rng.standard_normal(network.widths[0]).astype(case.dtype)
-    jvp = call_capability(backend, "jvp", case, result_id, (network.widths[-1],), v)
-    vjp = call_capability(backend, "vjp", case, result_id, (network.widths[0],), u)
+    jvp = (call_capability(backend, "jvp", case, result_id, (network.widths[-1],), v)
+           if Capability.JVP in backend.capabilities else None)
+    vjp = (call_capability(backend, "vjp", case, result_id, (network.widths[0],), u)
+           if Capability.VJP in backend.capabilities else None)
 
     exact = oracle.exact(network, case.parameters, case.inputs[:1], case.targets[:1])
     J = oracle.exact_input_jacobian(network, case.parameters, case.inputs[0])
     calculator = BoundCalculator(network, case.parameters, case.dtype.type)
-    bound = calculator.input_jacobian(exact.examples[0])
-    absJ = np.abs(to_float(J))
-    gamma_m = float(gamma(network.widths[0] + 1, calculator.u))
-    gamma_n = float(gamma(network.widths[-1] + 1, calculator.u))
-    jvp_bound = bound @ np.abs(v) + gamma_m * (absJ @ np.abs(v))
-    vjp_bound = np.abs(u) @ bound + gamma_n * (np.abs(u) @ absJ)
-    adjoint = float(np.abs(u) @ jvp_bound + vjp_bound @ np.abs(v)
-                    + gamma_n * (np.abs(u) @ np.abs(jvp)) + gamma_m * (np.abs(vjp)
-                                                                      @ np.abs(v)))
+    jvp_bound, vjp_bound = calculator.product_bounds(exact.examples[0], J, u, v)
+    adjoint = (calculator.adjoint_bound(u, v, jvp, vjp, jvp_bound, vjp_bound)
+               if jvp is not None and vjp is not None else None)
     with mpmath.workdps(oracle.digits):
         return jacobian.check_jacobian_products(
             J, u, v, jvp, vjp, jvp_bound=jvp_bound, vjp_bound=vjp_bound,
@@ -874,8 +886,7 @@ def all_checks(constraints: NetworkConstraints | None = None,
               aspect="the backend's gradient against its own loss"),
         Check(jacobian.RESULT_ID, deep(max_batch=2), judge_jacobian),
         Check(jacobian.PRODUCTS_ID, deep(max_batch=1), judge_jacobian_products,
-              frozenset({Capability.INPUT_JACOBIAN, Capability.VJP,
-                         Capability.JVP})),
+              needs_any=frozenset({Capability.VJP, Capability.JVP})),
         Check(chain_rule.RESULT_ID, deep(max_batch=1), judge_chain_rule,
               frozenset({Capability.INPUT_JACOBIAN})),
         Check(layer_jacobians.AFFINE_ID, single(squared), judge_affine_layer),

@@ -129,11 +129,9 @@ def judge(result_id: str, backend: Backend, case: Case,
 
 def _judge_once(check: Check, backend: Backend, oracle: MpmathBackend,
                 case: Case) -> Outcome:
-    missing = check.needs - backend.capabilities
-    if missing:
-        names = ", ".join(sorted(c.value for c in missing))
-        return NotApplicable(check.result_id,
-                             f"the backend does not declare {names}")
+    unmet = check.unmet_needs(backend.capabilities)
+    if unmet:
+        return NotApplicable(check.result_id, unmet)
     if check.strategy is None:
         return NotApplicable(check.result_id, "the backend cannot represent the "
                              "networks this result is probed on")
@@ -158,13 +156,12 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
     report = ResultReport(check.id, _title(check), result=check.result_id)
     started = time.perf_counter()
     failed_once = False
-    missing = check.needs - backend.capabilities
-    if check.strategy is None or missing:
+    unmet = check.unmet_needs(backend.capabilities)
+    if check.strategy is None or unmet:
         report.status = "not-applicable"
         report.not_applicable_reason = (
             "the backend cannot represent the networks this result is probed on"
-            if check.strategy is None else "the backend does not declare "
-            + ", ".join(sorted(c.value for c in missing)))
+            if check.strategy is None else unmet)
         return report
     strategy = check.strategy
     first: list[_Failure] = []

@@ -209,12 +209,12 @@ def check_jacobian_products(
     J: ExactArray,
     u: npt.ArrayLike,
     v: npt.ArrayLike,
-    claimed_jvp: npt.ArrayLike,
-    claimed_vjp: npt.ArrayLike,
+    claimed_jvp: npt.ArrayLike | None,
+    claimed_vjp: npt.ArrayLike | None,
     *,
     jvp_bound: npt.ArrayLike,
     vjp_bound: npt.ArrayLike,
-    adjoint_bound: float,
+    adjoint_bound: float | None,
 ) -> Verdict:
     r"""Judge Jacobian-vector and vector-Jacobian products, and their adjointness.
 
@@ -234,26 +234,46 @@ def check_jacobian_products(
     u, v
         ``m`` and ``n`` entries.
     claimed_jvp, claimed_vjp
-        ``m`` and ``n`` entries.
+        ``m`` and ``n`` entries; ``None`` for a product not computed (an
+        implementation with only one mode), which is then not judged.
     jvp_bound, vjp_bound
         Allowed absolute errors of each product.
     adjoint_bound
         Allowed :math:`|\langle u, \widehat{Jv}\rangle - \langle
-        \widehat{J^\top u}, v\rangle|`.
+        \widehat{J^\top u}, v\rangle|`; used only when both products are
+        given.
+
+    >>> J = np.array([[2.0, 0.0], [1.0, -1.0]])
+    >>> check_jacobian_products(J, [1.0, 1.0], [1.0, 2.0], None, [3.0, -1.0],
+    ...                         jvp_bound=[0.0, 0.0], vjp_bound=[0.0, 0.0],
+    ...                         adjoint_bound=None).compared
+    2
     """
+    if claimed_jvp is None and claimed_vjp is None:
+        raise ValueError("claimed_jvp and claimed_vjp are both None: give at "
+                         "least one product to judge")
     u_exact, v_exact = to_exact(u), to_exact(v)
     J = np.asarray(J, dtype=object)
-    jvp_verdict = compare(PRODUCTS_ID, claimed=claimed_jvp, exact=J.dot(v_exact),
-                          bound=jvp_bound, quantity="jvp")
-    vjp_verdict = compare(PRODUCTS_ID, claimed=claimed_vjp, exact=u_exact.dot(J),
-                          bound=vjp_bound, quantity="vjp")
-    left = mpmath.fdot(u_exact, to_exact(claimed_jvp))
-    right = mpmath.fdot(to_exact(claimed_vjp), v_exact)
-    adjoint = compare(PRODUCTS_ID, claimed=[float(left - right)],
-                      exact=np.array([mpmath.mpf(0)], dtype=object),
-                      bound=[adjoint_bound], quantity="adjoint_identity",
-                      detail="<u, Jv> - <J^T u, v> must vanish")
-    return worst_of([jvp_verdict, vjp_verdict, adjoint])
+    verdicts: list[Verdict] = []
+    if claimed_jvp is not None:
+        verdicts.append(compare(PRODUCTS_ID, claimed=claimed_jvp,
+                                exact=J.dot(v_exact), bound=jvp_bound,
+                                quantity="jvp"))
+    if claimed_vjp is not None:
+        verdicts.append(compare(PRODUCTS_ID, claimed=claimed_vjp,
+                                exact=u_exact.dot(J), bound=vjp_bound,
+                                quantity="vjp"))
+    if claimed_jvp is not None and claimed_vjp is not None:
+        if adjoint_bound is None:
+            raise ValueError("adjoint_bound is None: both products are given, "
+                             "so their adjoint identity needs a bound")
+        left = mpmath.fdot(u_exact, to_exact(claimed_jvp))
+        right = mpmath.fdot(to_exact(claimed_vjp), v_exact)
+        verdicts.append(compare(PRODUCTS_ID, claimed=[float(left - right)],
+                                exact=np.array([mpmath.mpf(0)], dtype=object),
+                                bound=[adjoint_bound], quantity="adjoint_identity",
+                                detail="<u, Jv> - <J^T u, v> must vanish"))
+    return worst_of(verdicts)
 
 
 JACOBIAN_PRODUCTS = Result(
