@@ -43,6 +43,7 @@ from spec import (
     Holds,
     Loss,
     Network,
+    NotApplicable,
     Parameters,
     Violated,
     compare,
@@ -102,7 +103,7 @@ def make_problem(network: Network, batch_size: int, seed: int) -> Problem:
 
 def verify_suite_path(
     network: Network, problem: Problem, oracle: MpmathBackend
-) -> Holds | Violated:
+) -> Holds | Violated | NotApplicable:
     """Judge the reference backend's batch gradient as the suite does."""
     answer = ReferenceBackend().loss_and_gradients(
         network,

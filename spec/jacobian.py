@@ -243,6 +243,8 @@ def check_jacobian_products(
         \widehat{J^\top u}, v\rangle|`; used only when both products are
         given.
 
+    Examples
+    --------
     >>> J = np.array([[2.0, 0.0], [1.0, -1.0]])
     >>> check_jacobian_products(J, [1.0, 1.0], [1.0, 2.0], None, [3.0, -1.0],
     ...                         jvp_bound=[0.0, 0.0], vjp_bound=[0.0, 0.0],
