@@ -1,7 +1,5 @@
 """Entry point of ``python -m conformance``."""
 
-import sys
+from conformance.cli import entry
 
-from conformance.cli import main
-
-sys.exit(main())
+entry()

@@ -10,6 +10,11 @@ import argparse
 MIN_ORACLE_DIGITS = 20
 """Fewest significant digits of the mpmath oracle either command accepts."""
 
+MAX_EXAMPLES = 100_000
+"""Most examples per check any command accepts: fifty times the ``thorough``
+profile, about a day per check on a fast backend; beyond it a typing slip
+(an extra zero or two) would keep a run going for weeks."""
+
 
 def _whole_number(text: str, least: int, requirement: str) -> int:
     """``text`` as an int of at least ``least``; ``requirement`` says so."""
@@ -25,6 +30,15 @@ def _whole_number(text: str, least: int, requirement: str) -> int:
 def positive(text: str) -> int:
     """A count: a whole number, 1 or more."""
     return _whole_number(text, 1, "at least 1")
+
+
+def examples(text: str) -> int:
+    """Examples per check: a whole number from 1 to :data:`MAX_EXAMPLES`."""
+    value = positive(text)
+    if value > MAX_EXAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_EXAMPLES} examples per check, got {value}")
+    return value
 
 
 def seed(text: str) -> int:

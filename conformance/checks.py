@@ -531,16 +531,17 @@ def _judge_layer_factors(backend: Backend, case: Case, factors: list[ExactArray]
                          calculator: BoundCalculator, exact: ExactBatch) -> \
         list[Verdict]:
     result_id = chain_rule.RESULT_ID
+    answer = guarded(lambda: backend.layer_jacobians(  # type: ignore[attr-defined]  # declared capability
+        case.network, case.parameters.copy(), case.inputs[0].copy()),
+        f"{result_id}: backend {backend.name!r}'s layer_jacobians (a declared "
+        "capability)", f"the first example of {case.describe()}")
     try:
-        claimed = list(guarded(lambda: backend.layer_jacobians(  # type: ignore[attr-defined]  # declared capability
-            case.network, case.parameters.copy(), case.inputs[0].copy()),
-            f"{result_id}: layer_jacobians"))
-    except BackendMisbehaved:
-        raise
-    except Exception as error:
+        claimed = list(answer)
+    except Exception as error:  # noqa: BLE001 - diagnosed
         raise BackendMisbehaved(
-            f"{result_id}: backend {backend.name!r} declares layer_jacobians but it "
-            f"raised {type(error).__name__}: {error}") from error
+            f"{result_id}: backend {backend.name!r}'s layer_jacobians returned "
+            f"{type(answer).__name__}, expected a sequence of {case.network.depth} "
+            "matrices, one per layer") from error
     if len(claimed) != case.network.depth:
         raise BackendMisbehaved(
             f"{result_id}: backend {backend.name!r} returned {len(claimed)} layer "
@@ -550,7 +551,7 @@ def _judge_layer_factors(backend: Backend, case: Case, factors: list[ExactArray]
     for ell, (matrix, factor, bound) in enumerate(zip(claimed, factors, bounds), 1):
         array = float_array(matrix, case.network.weight_shape(ell),
                              f"layer {ell}'s Jacobian", backend.name, result_id,
-                             case.dtype)
+                             case.dtype, case=case)
         verdicts.append(compare(result_id, claimed=array, exact=factor, bound=bound,
                                 quantity="layer_jacobian", layer_index=ell))
     return verdicts

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -18,13 +19,25 @@ from conformance.formats import to_junit, to_markdown, write_atomically
 from conformance.known import apply_known, load_known
 from conformance.profiles import PROFILE_EXAMPLES, chosen_profile
 from conformance.progress import Progress
-from conformance.report import render_failures, render_notes, render_table, write_json
+from conformance.report import (
+    json_text,
+    output_problem,
+    render_failures,
+    render_notes,
+    render_table,
+)
 import numpy as np
 
 from conformance._guard import DEFAULT_TIME_LIMIT
 from conformance import _options
 from conformance.matrix import list_backends, run_matrix
-from conformance.runner import DEFAULT_SEED, SuiteReport, check_ids, run_suite
+from conformance.runner import (
+    DEFAULT_SEED,
+    SuiteReport,
+    check_ids,
+    exit_without_waiting_for_backend_threads,
+    run_suite,
+)
 from impl import MpmathBackend, load_backend
 from impl.oracle import DEFAULT_DIGITS
 from spec.errors import BackpropSpecError
@@ -56,8 +69,40 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n"
                   f"try '{self.prog} --help'\n")
 
+    def parse(self, argv: Sequence[str]) -> argparse.Namespace:
+        """Parse ``argv``, taking a value that starts with a minus and a digit
+        (``--shard -1/2``, ``--seeds -1,2``) as the option's value.
+
+        argparse would take such a value for an option and answer "expected
+        one argument"; as the option's value it gets the option's own
+        message, which says what is allowed.
+        """
+        arguments = list(argv)
+        joined: list[str] = []
+        index = 0
+        while index < len(arguments):
+            word = arguments[index]
+            action = self._option_string_actions.get(word)
+            following = arguments[index + 1] if index + 1 < len(arguments) else ""
+            if (action is not None and action.nargs is None
+                    and following[:1] == "-" and following[1:2].isdigit()):
+                joined.append(f"{word}={following}")
+                index += 2
+            else:
+                joined.append(word)
+                index += 1
+        return self.parse_args(joined)
+
+
+def _file_name(text: str) -> Path:
+    """A report file's name: not empty (an empty name is the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a file name, got {text!r}")
+    return Path(text)
+
 
 _positive = _options.positive
+_examples = _options.examples
 _seed = _options.seed
 _seconds = _options.seconds
 _digits = _options.oracle_digits
@@ -88,7 +133,7 @@ def _version() -> str:
         return "(not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     """The command-line parser."""
     parser = _Parser(
         prog="python -m conformance",
@@ -104,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", choices=sorted(PROFILE_EXAMPLES),
                         help="dev (10 examples per check), ci (40, the default) or "
                         "thorough (2000); also from $BACKPROP_SPEC_PROFILE")
-    parser.add_argument("--examples", type=_positive, default=None,
-                        help="examples per check (default: the profile's)")
+    parser.add_argument("--examples", type=_examples, default=None,
+                        help="examples per check, at most "
+                        f"{_options.MAX_EXAMPLES} (default: the profile's)")
     parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
                         help=f"Hypothesis seed (default: {DEFAULT_SEED})")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float64",
@@ -122,11 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-limit", type=_seconds, default=DEFAULT_TIME_LIMIT,
                         metavar="SECONDS", help="seconds one backend call may take "
                         f"before it is reported as hung (default: {DEFAULT_TIME_LIMIT:g})")
-    parser.add_argument("--report", type=Path, metavar="FILE",
+    parser.add_argument("--report", type=_file_name, metavar="FILE",
                         help="also write the report as JSON to FILE")
-    parser.add_argument("--junit", type=Path, metavar="FILE",
+    parser.add_argument("--junit", type=_file_name, metavar="FILE",
                         help="also write JUnit XML for CI systems to FILE")
-    parser.add_argument("--markdown", type=Path, metavar="FILE",
+    parser.add_argument("--markdown", type=_file_name, metavar="FILE",
                         help="also write a Markdown summary to FILE")
     parser.add_argument("--expected-failures", type=Path, metavar="FILE",
                         help="TOML file of known differences: listed failures are "
@@ -136,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "database and replay them first on the next run")
     parser.add_argument("--shard", type=_shard, metavar="I/N",
                         help="run only the I-th of N round-robin shares of the "
-                        "checks (for campaigns spread over machines)")
+                        "checks, or of those --only chooses (for campaigns "
+                        "spread over machines); a shard beyond the number of "
+                        "checks holds none and judges nothing")
     parser.add_argument("-j", "--jobs", type=_positive, default=1,
                         help="run checks in N processes (default: 1)")
     parser.add_argument("-q", "--quiet", action="store_true",
@@ -162,41 +210,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_campaign_command(arguments[1:])
     if arguments[:1] == ["merge"]:
         return run_merge_command(arguments[1:])
-    args = build_parser().parse_args(arguments)
+    parser = build_parser()
+    args = parser.parse(arguments)
+    _write_any_character(sys.stdout)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if args.list:
         print(list_backends())
         return EXIT_CONFORMANT
-    for option, path in (("--report", args.report), ("--junit", args.junit),
-                         ("--markdown", args.markdown)):
-        if path is not None and str(path.parent) and not path.parent.exists():
-            print(f"python -m conformance: error: {option} {path}: folder "
-                  f"{path.parent} does not exist", file=sys.stderr)
-            return EXIT_USAGE
+    problem = _check_paths(args)
+    if problem:
+        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         profile = chosen_profile(args.profile)
         known = (load_known(args.expected_failures, check_ids())
                  if args.expected_failures else [])
         backend = load_backend(args.backend)
     except BackpropSpecError as error:
-        print(f"python -m conformance: error: {error}", file=sys.stderr)
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     examples = args.examples or PROFILE_EXAMPLES[profile]
+    # The checks to run, in the suite's order: those --only names (each
+    # once), else all; a shard takes its share of them.
+    chosen = [c for c in check_ids() if not args.only or c in args.only]
+    pool = len(chosen)
     if args.shard is not None:
-        args.only = shard_of(args.only or check_ids(), *args.shard)
+        chosen = shard_of(chosen, *args.shard)
 
     def save(report: SuiteReport) -> None:
         apply_known(report, known, args.backend)
-        if args.report is not None:
-            write_json(report, args.report)
-        if args.junit is not None:
-            write_atomically(args.junit, to_junit(report))
-        if args.markdown is not None:
-            write_atomically(args.markdown, to_markdown(report))
+        outputs: list[tuple[Path | None, str, Callable[[], str]]] = [
+            (args.report, "--report",
+             lambda: json_text(report, backend_spec=args.backend)),
+            (args.junit, "--junit", lambda: to_junit(report, chosen)),
+            (args.markdown, "--markdown", lambda: to_markdown(report))]
+        for path, option, text in outputs:
+            if path is None:
+                continue
+            try:
+                write_atomically(path, text())
+            except OSError as error:
+                raise _UnwritableReport(
+                    f"{option} {path}: could not be written "
+                    f"({error.strerror or error}); the run stopped") from error
 
-    progress = Progress.for_terminal(quiet=args.quiet,
-                                     total=_count_checks(args.only), examples=examples)
+    if not chosen:
+        # An empty shard: run_suite would take "no check" for "every check".
+        report = SuiteReport(backend.name, args.seed, examples,
+                             np.dtype(DTYPES[args.dtype]).name, complete=True,
+                             robustness_fails=args.robustness == "fail")
+        try:
+            save(report)
+        except _UnwritableReport as error:
+            print(f"{parser.prog}: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        _print_report(report, quiet=args.quiet, shard=args.shard, pool=pool)
+        return EXIT_CONFORMANT
+
+    progress = Progress.for_terminal(quiet=args.quiet, total=len(chosen),
+                                     examples=examples)
 
     def on_result(report: SuiteReport) -> None:
         save(report)
@@ -206,27 +279,84 @@ def main(argv: Sequence[str] | None = None) -> int:
         with progress:
             report = run_suite(
                 backend, backend_spec=args.backend, examples=examples,
-                seed=args.seed, only=args.only, dtype=DTYPES[args.dtype],
+                seed=args.seed, only=chosen, dtype=DTYPES[args.dtype],
                 oracle=MpmathBackend(args.oracle_digits),
                 on_result=on_result,
                 on_example=progress.example, jobs=args.jobs, database=args.database,
                 robustness_fails=args.robustness == "fail", time_limit=args.time_limit)
+        save(report)
     except KeyboardInterrupt:
         print("\ninterrupted; the report files hold every check finished so far, "
               "marked incomplete", file=sys.stderr)
         return 130
-    save(report)
-    _print_report(report, quiet=args.quiet, shard=args.shard)
+    except _UnwritableReport as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    _print_report(report, quiet=args.quiet, shard=args.shard, pool=pool)
     return EXIT_CONFORMANT if report.conformant else EXIT_VIOLATED
 
 
-def _count_checks(only: Sequence[str]) -> int:
-    return len(only) if only else len(check_ids())
+def _write_any_character(stream: object) -> None:
+    """Have ``stream`` write a character its encoding cannot hold (a lone
+    surrogate in a backend's message) as an escape instead of raising, as
+    standard error already does."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if callable(reconfigure) and getattr(stream, "errors", None) == "strict":
+        reconfigure(errors="backslashreplace")
+
+
+class _UnwritableReport(Exception):
+    """A report file could not be written during the run."""
+
+
+_PATH_OPTIONS = (("--report", "report"), ("--junit", "junit"),
+                 ("--markdown", "markdown"),
+                 ("--expected-failures", "expected_failures"))
+"""The options naming files, and where argparse keeps each; the first three
+are written, the last is read."""
+
+
+def _check_paths(args: argparse.Namespace) -> str | None:
+    """What is wrong with the files and folders named, before anything runs.
+
+    Makes every path absolute first, so that a backend changing the working
+    directory cannot send later writes elsewhere; then each report must be
+    writable, no two options may name the same file, and ``--database`` must
+    be a folder (or not exist yet).
+    """
+    seen: dict[Path, str] = {}
+    for option, dest in _PATH_OPTIONS:
+        if getattr(args, dest) is None:
+            continue
+        path = Path(os.path.abspath(getattr(args, dest)))
+        setattr(args, dest, path)
+        same = seen.get(path.resolve())
+        if same is not None:
+            clobbers = (" (a report written there would replace the "
+                        "expected-failures file)"
+                        if option == "--expected-failures" else "")
+            return (f"{same} and {option} both name {path}; give each its own "
+                    f"file{clobbers}")
+        seen[path.resolve()] = option
+        problem = None if option == "--expected-failures" else output_problem(path)
+        if problem:
+            return f"{option} {path}: {problem}"
+    if args.database is not None:
+        database = Path(os.path.abspath(args.database))
+        args.database = str(database)
+        blocking = next((p for p in [database, *database.parents] if p.exists()),
+                        None)
+        if blocking is not None and not blocking.is_dir():
+            return (f"--database {database}: {blocking} is a file, not a folder; "
+                    "the database is a folder of examples (give a new or "
+                    "existing folder)")
+    return None
 
 
 def _print_report(report: SuiteReport, *, quiet: bool,
-                  shard: tuple[int, int] | None = None) -> None:
-    table = render_table(report, shard=shard)
+                  shard: tuple[int, int] | None = None,
+                  pool: int | None = None) -> None:
+    table = render_table(report, shard=shard, pool=pool)
     print(table.splitlines()[-1] if quiet else table)
     notes = render_notes(report)
     if notes:
@@ -236,3 +366,12 @@ def _print_report(report: SuiteReport, *, quiet: bool,
     if failures:
         print()
         print(failures)
+
+
+def entry() -> None:
+    """``python -m conformance`` and ``backprop-spec``: :func:`main`, then exit.
+
+    The process ends with :func:`main`'s status without waiting for threads
+    a backend started and left running (they are named on standard error).
+    """
+    sys.exit(exit_without_waiting_for_backend_threads(main()))

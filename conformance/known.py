@@ -45,6 +45,9 @@ def load_known(path: Path, valid_checks: list[str]) -> list[KnownDifference]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise UsageError(f"--expected-failures {path}: cannot read it ({error})")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"--expected-failures {path}: not UTF-8 text "
+                         f"({error.reason} at byte {error.start}); save it as UTF-8")
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"--expected-failures {path}: not valid TOML ({error})")
     entries = data.get("difference", [])

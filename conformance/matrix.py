@@ -8,14 +8,13 @@ README, so the published matrix is always generated output.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conformance.report import VERDICT_WORDS, to_json
 from conformance.runner import (
@@ -27,7 +26,10 @@ from conformance.runner import (
 )
 from impl import builtin_backends, load_backend
 from spec import Violated
-from spec.errors import BackpropSpecError
+from spec.errors import BackpropSpecError, UsageError
+
+if TYPE_CHECKING:
+    from conformance.cli import _Parser
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +68,13 @@ def list_backends() -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    from conformance.cli import _Parser, _positive, _seed
+def _parser() -> _Parser:
+    from conformance.cli import _examples, _Parser, _seed
 
     parser = _Parser(prog="python -m conformance matrix",
                      description="Run every available backend and write the "
                      "conformance matrix as Markdown and JSON.")
-    parser.add_argument("--examples", type=_positive, default=DEFAULT_EXAMPLES)
+    parser.add_argument("--examples", type=_examples, default=DEFAULT_EXAMPLES)
     parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED)
     parser.add_argument("--out", type=Path, default=Path("docs/matrix"),
                         help="folder for matrix.md and matrix.json "
@@ -85,8 +87,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run_matrix(argv: Sequence[str]) -> int:
-    """Run the matrix command; exit 0 whether or not backends conform."""
-    args = _parser().parse_args(list(argv))
+    """Run the matrix command; exit 0 whether or not backends conform.
+
+    Exit status 2, before any backend runs, for an unknown backend, an
+    output folder that cannot be created, or a ``--readme`` without the
+    matrix markers.
+    """
+    parser = _parser()
+    args = parser.parse(argv)
     wanted = [n for n in args.backends.split(",") if n] or list(builtin_backends())
     unknown = [n for n in wanted if n not in builtin_backends()]
     if unknown:
@@ -94,14 +102,28 @@ def run_matrix(argv: Sequence[str]) -> int:
               f"{', '.join(unknown)}; see python -m conformance --list",
               file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.readme is not None:
+            readme_block(args.readme)
+        args.out.mkdir(parents=True, exist_ok=True)
+    except UsageError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"{parser.prog}: error: --out {args.out}: cannot create the folder "
+              f"({error.strerror or error})", file=sys.stderr)
+        return 2
     reports, missing = _run_all(wanted, args.examples, args.seed)
     markdown = render_matrix(reports, missing, args.examples, args.seed)
     (args.out / "matrix.md").write_text(markdown, encoding="utf-8")
     (args.out / "matrix.json").write_text(json.dumps(
         _matrix_json(reports, missing), indent=2) + "\n", encoding="utf-8")
     if args.readme is not None:
-        update_readme(args.readme, markdown.split("\n", 2)[2])
+        try:
+            update_readme(args.readme, markdown.split("\n", 2)[2])
+        except UsageError as error:  # changed while the backends ran
+            print(f"{parser.prog}: error: {error}", file=sys.stderr)
+            return 2
     print(markdown)
     return 0
 
@@ -188,13 +210,43 @@ def _matrix_json(reports: list[tuple[SuiteReport, float]],
             "not_run": missing}
 
 
-def update_readme(path: Path, markdown: str) -> None:
-    """Replace the text between the matrix markers of ``path`` by ``markdown``."""
-    text = path.read_text(encoding="utf-8")
-    if README_START not in text or README_END not in text:
-        raise SystemExit(f"python -m conformance matrix: error: {path} has no "
-                         f"{README_START} ... {README_END} block to replace")
+def readme_block(path: Path) -> tuple[str, str]:
+    """The text of ``path`` before and after its matrix block (markers excluded).
+
+    Raises
+    ------
+    UsageError
+        The file cannot be read as UTF-8 text, or lacks either marker.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--readme {path}: no such file")
+    except IsADirectoryError:
+        raise UsageError(f"--readme {path}: a folder, not a README file")
+    except OSError as error:
+        raise UsageError(f"--readme {path}: cannot read it "
+                         f"({error.strerror or error})")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"--readme {path}: not UTF-8 text ({error.reason} at "
+                         f"byte {error.start})")
+    if README_START not in text or README_END not in text.split(README_START, 1)[-1]:
+        raise UsageError(f"--readme {path}: has no {README_START} ... "
+                         f"{README_END} block to replace; add the two markers, "
+                         "in that order, where the matrix goes")
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
+    return head, tail
+
+
+def update_readme(path: Path, markdown: str) -> None:
+    """Replace the text between the matrix markers of ``path`` by ``markdown``.
+
+    Raises
+    ------
+    UsageError
+        See :func:`readme_block`.
+    """
+    head, tail = readme_block(path)
     path.write_text(f"{head}{README_START}\n{markdown}{README_END}{tail}",
                     encoding="utf-8")

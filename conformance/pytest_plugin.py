@@ -73,7 +73,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=None, help="judge this backend: reference, "
                     "jacobian-product, mpmath, torch, ... or package.module:attribute; "
                     "without it no conformance check is collected")
-    group.addoption("--conformance-examples", type=_options.positive, metavar="N",
+    group.addoption("--conformance-examples", type=_options.examples, metavar="N",
                     help="examples per check (default: as python -m conformance)")
     group.addoption("--conformance-seed", type=_options.seed, metavar="SEED",
                     help="Hypothesis seed (default: as python -m conformance)")
@@ -137,11 +137,16 @@ def _configured_run(config: pytest.Config, backend_spec: str) -> ConformanceRun:
     import numpy as np
 
     from conformance._guard import DEFAULT_TIME_LIMIT
-    from conformance.runner import DEFAULT_EXAMPLES, DEFAULT_SEED
+    from conformance.profiles import PROFILE_EXAMPLES, chosen_profile
+    from conformance.runner import DEFAULT_SEED
     from impl import MpmathBackend, load_backend
     from impl.oracle import DEFAULT_DIGITS
     from spec.errors import BackpropSpecError
 
+    try:
+        profile = chosen_profile(None)
+    except BackpropSpecError as error:
+        raise pytest.UsageError(str(error)) from error
     try:
         backend = load_backend(backend_spec)
     except BackpropSpecError as error:
@@ -153,7 +158,7 @@ def _configured_run(config: pytest.Config, backend_spec: str) -> ConformanceRun:
 
     return ConformanceRun(
         backend, backend_spec,
-        examples=int(option("conformance_examples", DEFAULT_EXAMPLES)),
+        examples=int(option("conformance_examples", PROFILE_EXAMPLES[profile])),
         seed=int(option("conformance_seed", DEFAULT_SEED)),
         dtype=np.dtype(config.getoption("conformance_dtype")).type,
         oracle=MpmathBackend(int(option("conformance_oracle_digits",

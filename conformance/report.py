@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +28,24 @@ VERDICT_WORDS = {
 
 
 def render_table(report: SuiteReport, *,
-                 shard: tuple[int, int] | None = None) -> str:
+                 shard: tuple[int, int] | None = None,
+                 pool: int | None = None) -> str:
     """The per-result table, one row a result, and a closing line.
 
     ``shard`` is ``(I, N)`` for a run of the I-th of N shares of the checks:
     the closing line then says which share it judged, out of how many checks
-    and results, since one shard alone decides no campaign.
+    and results, since one shard alone decides no campaign. ``pool`` is the
+    number of checks the shards share (fewer than the suite's when ``--only``
+    chose them); a shard left without any says so, and nothing else.
     """
+    lines = [f"backend {report.backend!r}, seed {report.seed}, "
+             f"{report.examples} examples per check", ""]
+    if shard is not None and not report.results:
+        return "\n".join(lines + [empty_shard_line(shard, pool)])
     header = ("result", "examples", "worst error / bound", "verdict")
     rows = [(r.result_id, str(r.examples), worst_cell(r), _verdict(r))
             for r in report.results]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(4)]
-    lines = [f"backend {report.backend!r}, seed {report.seed}, "
-             f"{report.examples} examples per check", ""]
     for row in [header, *rows]:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     failed = [r for r in report.results if r.failed]
@@ -94,6 +100,23 @@ def _conformant_line(report: SuiteReport, shard: tuple[int, int] | None) -> str:
             f"{len(check_ids())} checks, on {results} of the {len(RESULTS)} "
             "results, none violated (merge every shard's report for the verdict "
             "on the whole suite)")
+
+
+def empty_shard_line(shard: tuple[int, int], pool: int | None = None) -> str:
+    """The closing line of a shard that holds no check (more shards than checks).
+
+    >>> empty_shard_line((16, 16)).split("; ")
+    ['shard 16/16 holds no check: 15 checks over 16 shards leave it empty', \
+'nothing was judged']
+    >>> empty_shard_line((2, 2), pool=1).split("; ")[0]
+    'shard 2/2 holds no check: 1 check chosen with --only over 2 shards leaves it empty'
+    """
+    every = len(check_ids())
+    pool = every if pool is None else pool
+    chosen = "" if pool == every else " chosen with --only"
+    verb = "leaves" if pool == 1 else "leave"
+    return (f"shard {shard[0]}/{shard[1]} holds no check: {_count(pool, 'check')}"
+            f"{chosen} over {shard[1]} shards {verb} it empty; nothing was judged")
 
 
 def _count(number: int, noun: str) -> str:
@@ -181,15 +204,22 @@ def render_failures(report: SuiteReport) -> str:
     return "\n\n".join(blocks)
 
 
-def to_json(report: SuiteReport) -> dict[str, Any]:
-    """The report as JSON-ready data (schema version :data:`REPORT_SCHEMA_VERSION`)."""
+def to_json(report: SuiteReport, *, backend_spec: str | None = None) -> dict[str, Any]:
+    """The report as JSON-ready data (schema version :data:`REPORT_SCHEMA_VERSION`).
+
+    ``backend_spec`` is what the backend was loaded by (``--backend``): two
+    backends may share a name, and ``merge`` tells them apart by it.
+    """
+    spec = {} if backend_spec is None else {"backend_spec": backend_spec}
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "backend": report.backend,
+        **spec,
         "seed": report.seed,
         "examples_per_result": report.examples,
         "complete": report.complete,
         "dtype": report.dtype,
+        "robustness": "fail" if report.robustness_fails else "report",
         # An unfinished run has not shown conformance, whatever it found so far.
         "conformant": report.complete and report.conformant,
         "results": [_result_json(r) for r in report.results],
@@ -255,14 +285,84 @@ def _finite(value: float) -> float | str:
     return value if value == value and abs(value) != float("inf") else str(value)
 
 
-def write_json(report: SuiteReport, path: Path) -> None:
+def json_text(report: SuiteReport, *, backend_spec: str | None = None) -> str:
+    """The text of the JSON report file (see :func:`to_json`)."""
+    return json.dumps(to_json(report, backend_spec=backend_spec), indent=2) + "\n"
+
+
+def write_json(report: SuiteReport, path: Path, *,
+               backend_spec: str | None = None) -> None:
     """Write the report atomically: a crash mid-write leaves the previous file."""
-    text = json.dumps(to_json(report), indent=2)
-    directory = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(text + "\n")
-    os.replace(temporary, path)
+    write_atomically(path, json_text(report, backend_spec=backend_spec))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` in one step (a crash leaves the old file).
+
+    The text goes to a new file beside ``path``, which then replaces it; that
+    file is removed whatever fails, so none is left behind. It is created with
+    the permissions the umask gives any new file (as :func:`open` does), and
+    written as UTF-8, a character UTF-8 cannot hold (a lone surrogate in a
+    backend's message) becoming ``?``.
+
+    Raises
+    ------
+    OSError
+        The folder cannot hold a new file, or ``path`` cannot be replaced (a
+        folder, or on a read-only file system).
+    """
+    data = text.encode("utf-8", errors="replace")
+    handle, temporary = _new_file_beside(path)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _new_file_beside(path: Path) -> tuple[int, Path]:
+    """A new, empty file in ``path``'s folder, open for writing, and its path."""
+    for _ in range(100):
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                           0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def output_problem(path: Path) -> str | None:
+    """Why a report cannot be written to ``path``, or None when it can.
+
+    Tried before a run starts, so that a run of minutes does not end in a
+    file that cannot be written: ``path`` must not be a folder or a device,
+    its folder must exist, and a file must be creatable there (one is
+    created and removed again).
+    """
+    if path.is_dir():
+        return (f"a folder, not a file; name a file in it, such as "
+                f"{path / 'report.json'}")
+    if path.exists() and not path.is_file():
+        return "not a regular file (a device, pipe or socket); name a file"
+    folder = path.parent
+    if not folder.is_dir():
+        blocking = next((p for p in [folder, *folder.parents] if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            return f"{blocking} is a file, not a folder"
+        return f"folder {folder} does not exist; create it first"
+    try:
+        handle, temporary = _new_file_beside(path)
+    except OSError as error:
+        return (f"cannot create a file in {folder} "
+                f"({error.strerror or error}); choose a folder you can write to")
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(temporary)
+    return None
 
 
 def render_notes(report: SuiteReport) -> str:

@@ -6,18 +6,26 @@ import concurrent.futures
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 
 import hypothesis
 from hypothesis import Phase, Verbosity, given, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
-from hypothesis.errors import HypothesisException
+from hypothesis.errors import Flaky, HypothesisException
 
-from conformance._guard import POLICY, BackendMisbehaved, RobustnessFailure
+from conformance._guard import (
+    POLICY,
+    BackendMisbehaved,
+    RobustnessFailure,
+    describe_exception,
+)
 from conformance.checks import (
     BackendError,
     Check,
@@ -206,23 +214,80 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
             # shrinking tried failed without the backend seeing it; the case
             # it hung on is the one to show.
             failure = first[0]
-        report.status = ("violated" if isinstance(failure.outcome, Violated) else
-                         "robustness" if isinstance(failure.outcome, RobustnessError)
-                         else "error")
-        report.counterexample = Counterexample(
-            failure.case, failure.outcome,
-            reproducer(check.id, backend_spec, failure.case))
+        _record_failure(report, failure, check.id, backend_spec)
+    except Flaky as error:
+        # A case failed once and passed when Hypothesis replayed it: the
+        # backend answers the same question differently from call to call.
+        if _INTERRUPTED.is_set():
+            raise KeyboardInterrupt from error
+        if first:
+            _record_failure(report, _replayed(first[0], check, backend, oracle),
+                            check.id, backend_spec)
+        else:
+            report.status = "error"
+            report.message = _stopped(check.result_id, error)
     except (HypothesisException, Exception) as error:  # noqa: BLE001 - reported
         if _INTERRUPTED.is_set():
             raise KeyboardInterrupt from error
         report.status = "error"
-        report.message = (f"{check.result_id}: the run stopped with "
-                          f"{type(error).__name__}: {error}")
+        report.message = _stopped(check.result_id, error)
     else:
         if report.judged == 0:
             report.status = "not-applicable"
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _record_failure(report: ResultReport, failure: _Failure, check_id: str,
+                    backend_spec: str) -> None:
+    """Set the report's status and counterexample from ``failure``."""
+    report.status = ("violated" if isinstance(failure.outcome, Violated) else
+                     "robustness" if isinstance(failure.outcome, RobustnessError)
+                     else "error")
+    report.counterexample = Counterexample(
+        failure.case, failure.outcome, reproducer(check_id, backend_spec, failure.case))
+
+
+NONDETERMINISTIC = ("nondeterministic: the backend failed this way on this case "
+                    "once, then answered the same case when asked again (state "
+                    "kept between calls, an unseeded random number, or something "
+                    "outside the case that fails at times?)")
+"""What a failure that did not happen again on the same case is noted with."""
+
+
+def _replayed(failure: _Failure, check: Check, backend: Backend,
+              oracle: MpmathBackend) -> _Failure:
+    """The first failure of a run Hypothesis found flaky, judged once more.
+
+    If the case fails again, that failure stands as it is; if it passes, the
+    first failure is reported with :data:`NONDETERMINISTIC`.
+    """
+    if POLICY.hung:
+        return failure
+    try:
+        again = _judge_once(check, backend, oracle, failure.case)
+    except Exception:  # noqa: BLE001 - the first failure is reported instead
+        logger.debug("judging the flaky case again failed", exc_info=True)
+        again = None
+    if isinstance(again, (Violated, BackendError, RobustnessError)):
+        return _Failure(again, failure.case)
+    outcome = failure.outcome
+    if isinstance(outcome, Violated):
+        noted: Violated | BackendError | RobustnessError = replace(
+            outcome, detail=f"{outcome.detail} "
+            f"{NONDETERMINISTIC[0].upper()}{NONDETERMINISTIC[1:]}.".strip())
+    else:
+        noted = replace(outcome, message=f"{outcome.message}; {NONDETERMINISTIC}")
+    return _Failure(noted, failure.case)
+
+
+def _stopped(result_id: str, error: BaseException) -> str:
+    """The message of a check that stopped with an error of its own: its
+    first line, which names the error without a page of context."""
+    text = describe_exception(error).removeprefix("raised ")
+    lines = text.splitlines() or [text]
+    more = " ..." if len(lines) > 1 else ""
+    return f"{result_id}: the run stopped with {lines[0]}{more}"
 
 
 def _record(report: ResultReport, outcome: Outcome) -> None:
@@ -363,13 +428,40 @@ def _run_parallel(chosen: list[Check], report: SuiteReport, oracle: MpmathBacken
              POLICY.check_determinism, options.database) for check in chosen]
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(_worker, item) for item in work]
+        futures = {pool.submit(_worker, item): check
+                   for item, check in zip(work, chosen)}
         for future in concurrent.futures.as_completed(futures):
-            result = future.result()
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                result = _lost(futures[future], options.backend_spec, jobs)
+            except Exception as error:  # noqa: BLE001 - reported on its row
+                result = _failed_in_worker(futures[future], error)
             report.results.append(result)
             report.results.sort(key=lambda r: order[r.result_id])
             if on_result is not None:
                 on_result(report)
+
+
+def _lost(check: Check, backend_spec: str, jobs: int) -> ResultReport:
+    """The row of a check whose worker process ended before reporting it."""
+    return ResultReport(
+        check.id, _title(check), status="error", result=check.result_id,
+        message=(f"{check.id}: not finished: a worker process (-j {jobs}) ended "
+                 "abruptly, which stops every check not finished by then; the "
+                 "backend most likely ended its own process (os._exit, "
+                 "os.abort or a signal), crashed in native code, or ran out of "
+                 "memory; run `python -m conformance --backend "
+                 f"{backend_spec} --only {check.id}` (one process) to see on "
+                 "which case, and look for such calls in the backend"))
+
+
+def _failed_in_worker(check: Check, error: BaseException) -> ResultReport:
+    """The row of a check whose worker process failed outside the check."""
+    return ResultReport(
+        check.id, _title(check), status="error", result=check.result_id,
+        message=(f"{check.id}: the worker process running it "
+                 f"{describe_exception(error)}"))
 
 
 def _worker(item: tuple[str, str, int, int, str, int, float | None, bool,
@@ -382,8 +474,82 @@ def _worker(item: tuple[str, str, int, int, str, int, float | None, bool,
     POLICY.time_limit, POLICY.check_determinism = limit, determinism
     checks = {c.id: c for c in all_checks(_constraints(backend),
                                           np.dtype(dtype).type)}
-    return _run_or_skip(checks[check_id], backend, MpmathBackend(digits),
-                        _Settings(examples, seed, spec, database))
+    report = _run_or_skip(checks[check_id], backend, MpmathBackend(digits),
+                          _Settings(examples, seed, spec, database))
+    _exit_without_waiting_when_done(backend.name)
+    return report
+
+
+def backend_threads() -> list[threading.Thread]:
+    """Threads that would keep this process alive at exit: every live
+    non-daemon thread but the main one (the suite starts none)."""
+    main = threading.main_thread()
+    return [t for t in threading.enumerate()
+            if t is not main and not t.daemon and t.is_alive()]
+
+
+_LEAVING = threading.Event()
+"""Set once a worker process has arranged to exit without waiting."""
+
+
+def _exit_without_waiting_when_done(name: str) -> None:
+    """In a worker process: if the backend left non-daemon threads running,
+    end the process once its main thread is done, without waiting for them.
+
+    The worker's report is sent by its main thread, which then finishes;
+    Python would wait for every non-daemon thread before the process ends,
+    and the pool for the process, forever. A daemon thread that joins the
+    main thread ends the process instead, right after.
+    """
+    stray = backend_threads()
+    if not stray or _LEAVING.is_set():
+        return
+    _LEAVING.set()
+    logger.warning("backend %r left %s running; its worker process will exit "
+                   "without waiting for %s", name, _thread_names(stray),
+                   "it" if len(stray) == 1 else "them")
+
+    def leave() -> None:
+        threading.main_thread().join()
+        _flush_output()
+        os._exit(0)
+
+    threading.Thread(target=leave, name="conformance-leave", daemon=True).start()
+
+
+def _thread_names(threads: list[threading.Thread]) -> str:
+    """``1 thread ('worker')``, ``2 threads ('a', 'b')``."""
+    names = ", ".join(repr(t.name) for t in threads)
+    return f"{len(threads)} non-daemon thread{'' if len(threads) == 1 else 's'} " \
+        f"({names})"
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def exit_without_waiting_for_backend_threads(status: int) -> int:
+    """Return ``status``; or, if a backend left threads running, exit with it now.
+
+    Call it last, with the exit status, once every report is written and
+    printed: Python waits for every non-daemon thread before a process ends,
+    so a thread the backend started and never stopped would keep the command
+    running after its verdict. Such threads are named in one line on
+    standard error, output is flushed and the process ends at once
+    (``os._exit``) with ``status``. Without such threads, ``status`` is
+    returned and the program ends as usual.
+    """
+    stray = backend_threads()
+    if not stray:
+        return status
+    _flush_output()
+    print(f"python -m conformance: not waiting for {_thread_names(stray)} the "
+          f"backend left running; exiting with status {status}", file=sys.stderr)
+    logging.shutdown()
+    _flush_output()
+    os._exit(status)
 
 
 def _title(check: Check) -> str:

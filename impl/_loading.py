@@ -144,6 +144,12 @@ def _import(module_name: str, full_name: str) -> Any:
             f"cannot import module {module_name!r} for backend {full_name!r}: "
             f"{error}; check the name and that its folder is on PYTHONPATH"
         ) from error
+    except SystemExit as error:
+        raise BackendLoadError(
+            f"importing module {module_name!r} for backend {full_name!r} called "
+            f"sys.exit({error.code!r}); a backend module must not exit when "
+            "imported (put its script part under if __name__ == '__main__':)"
+        ) from error
     except Exception as error:
         raise BackendLoadError(
             f"importing module {module_name!r} raised "
@@ -156,7 +162,7 @@ def _as_backend(obj: Any, full_name: str) -> Backend:
             obj = obj()
         except BackendLoadError:
             raise
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             raise BackendLoadError(
                 f"{full_name} is a class, but creating it with no arguments raised "
                 f"{type(error).__name__}: {error}") from error

@@ -50,6 +50,10 @@ def test_default_run_on_torch_is_conformant() -> None:
         (("--bogus",), "unrecognized arguments: --bogus"),
         (("--examples", "0"), "--examples: expected at least 1, got 0"),
         (("--examples", "many"), "--examples: expected a whole number, got 'many'"),
+        (("--examples", "100001"), "--examples: expected at most 100000 examples "
+         "per check, got 100001"),
+        (("--shard", "-1/2"), "--shard: expected 1 <= I <= N, got '-1/2'"),
+        (("--shard", "2"), "--shard: expected I/N such as 2/4, got '2'"),
         (("--seed", "-3"), "expected 0 or more, got -3"),
         (("--only", "no-such-result"), "invalid choice: 'no-such-result'"),
         (("--backend", "nosuch"), "backend 'nosuch' is not a known backend"),

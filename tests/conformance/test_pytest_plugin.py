@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 from impl import ReferenceBackend
+from impl._numeric import sigma as REFERENCE_SIGMA
 from spec import LossAndGradients, Parameters
 
 REFERENCE = ReferenceBackend()
@@ -53,15 +54,23 @@ class Flipped:
 
 
 class Overflowing:
-    """The reference, but an infinite loss once an input exceeds 100."""
+    """The reference, but an infinite loss wherever an exp of a pre-activation
+    without a shift would overflow float64 (a sigmoid, tanh, softplus or ELU
+    unit past 709.8)."""
 
     name = "overflowing"
     capabilities = frozenset()
 
     def loss_and_gradients(self, network, parameters, inputs, targets):
         answer = REFERENCE.loss_and_gradients(network, parameters, inputs, targets)
-        if np.max(np.abs(inputs)) > 100:
-            return LossAndGradients(float("inf"), answer.gradients)
+        a = inputs
+        for W, b, activation in zip(parameters.weights, parameters.biases,
+                                    network.activations):
+            z = a @ W.T + b
+            if activation.value in ("sigmoid", "tanh", "softplus", "elu") and \
+                    np.max(np.abs(z)) > 709.8:
+                return LossAndGradients(float("inf"), answer.gradients)
+            a = REFERENCE_SIGMA(activation, z)
         return answer
 
 
@@ -231,6 +240,9 @@ def test_after_a_hang_the_remaining_checks_are_not_run(run: pytest.Pytester) -> 
          "*argument --conformance-dtype: invalid choice: 'float16'*"),
         (("--backend", "reference", "--conformance-oracle-digits", "10"),
          "*argument --conformance-oracle-digits: expected at least 20, got 10"),
+        (("--backend", "reference", "--conformance-examples", "100001"),
+         "*argument --conformance-examples: expected at most 100000 examples per "
+         "check, got 100001"),
     ],
 )
 def test_unusable_backend_or_option_is_a_usage_error(
@@ -241,6 +253,18 @@ def test_unusable_backend_or_option_is_a_usage_error(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_a_profile_unknown_to_the_environment_is_a_usage_error(
+    run: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BACKPROP_SPEC_PROFILE", "bogus")
+
+    result = run_checks(run, "--backend", "reference")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*BACKPROP_SPEC_PROFILE='bogus' is not a profile; "
+                                 "choose one of dev, ci, thorough*"])
 
 
 def test_without_backend_an_unrelated_run_is_left_alone(run: pytest.Pytester) -> None:

@@ -207,12 +207,13 @@ def test_an_interrupted_run_leaves_its_finished_checks_marked_incomplete(
         "        time.sleep(0.5)\n"
         "    return ReferenceBackend().loss_and_gradients(network, parameters,\n"
         "                                                 inputs, targets)\n")
-    report = tmp_path / "r.json"
+    report, junit = tmp_path / "r.json", tmp_path / "junit.xml"
     environment = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{tmp_path}")
     process = subprocess.Popen(
         [sys.executable, "-m", "conformance", "--backend", "slow_batches:backend",
          "--examples", "200", "--only", "layer-jacobian.affine", "--only",
-         "backprop.batch-mean", "--report", str(report)], cwd=REPO, env=environment,
+         "backprop.batch-mean", "--report", str(report), "--junit", str(junit)],
+        cwd=REPO, env=environment,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
     first_line = process.stderr.readline()  # plain progress: a check finished
@@ -227,6 +228,13 @@ def test_an_interrupted_run_leaves_its_finished_checks_marked_incomplete(
     assert data["complete"] is False
     assert data["conformant"] is False  # an unfinished run has shown nothing
     assert [r["id"] for r in data["results"]] == ["layer-jacobian.affine"]
+    # CI must not show the JUnit of an unfinished run as passing.
+    suite = ET.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("errors")) == ("2", "1")
+    error = suite.find("testcase[@name='run-incomplete']/error")
+    assert error is not None
+    assert error.get("message", "").endswith(
+        "1 check did not run: backprop.batch-mean")
 
 
 def test_version_and_help_mention_the_project() -> None:

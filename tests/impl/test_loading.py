@@ -167,6 +167,34 @@ def test_a_module_that_fails_on_import_raises_a_load_error_with_the_cause(
         in str(raised.value)
 
 
+def test_a_module_that_exits_on_import_raises_a_load_error_instead_of_exiting(
+        write_module: ModuleWriter) -> None:
+    module = write_module("import sys\nsys.exit(5)\n")
+
+    with pytest.raises(BackendLoadError) as raised:
+        impl.load_backend(f"{module}:backend")
+
+    assert str(raised.value) == (
+        f"importing module '{module}' for backend '{module}:backend' called "
+        "sys.exit(5); a backend module must not exit when imported (put its "
+        "script part under if __name__ == '__main__':)")
+
+
+def test_a_class_that_exits_when_created_raises_a_load_error(
+        write_module: ModuleWriter) -> None:
+    module = write_module("""
+        import sys
+
+        class Quits:
+            def __init__(self):
+                sys.exit("no")
+    """)
+
+    with pytest.raises(BackendLoadError, match=f"{module}:Quits is a class, but "
+                       "creating it with no arguments raised SystemExit: no"):
+        impl.load_backend(f"{module}:Quits")
+
+
 def test_a_class_that_cannot_be_created_raises_a_load_error(
         write_module: ModuleWriter) -> None:
     # Arrange
