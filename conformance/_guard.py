@@ -13,6 +13,7 @@ affects only itself.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import numbers
@@ -54,6 +55,12 @@ class BackendMisbehaved(Exception):
 
 class BackendHung(BackendMisbehaved):
     """The backend did not answer within the time limit."""
+
+
+class _Expired(BaseException):
+    """Raised by the timer inside the backend's call: a ``BaseException``, so
+    that a backend's own ``except Exception`` (a retry, a fallback) cannot
+    catch it and carry on past the limit."""
 
 
 class RobustnessFailure(Exception):
@@ -125,9 +132,10 @@ def slow_message(what: str, seconds: float, limit: float, where: str = "",
     why = ("the timer that should have interrupted it at the limit was cancelled "
            "or its signal ignored (does the backend use signal.setitimer, "
            "signal.alarm or a SIGALRM handler?)" if interrupted else
-           "a call outside the main thread cannot be interrupted, so the limit "
-           "is checked when it returns")
-    return (f"{what} took {seconds:.2g} s to answer, past the per-call time limit "
+           "no timer could interrupt it (none outside the main thread or without "
+           "signal.setitimer, and none while another interval timer is running), "
+           "so the limit was checked when it returned")
+    return (f"{what} took {seconds:.1f} s to answer, past the per-call time limit "
             f"of {limit:g} s{place}, so it was not called again in this run; "
             f"{why}; if it is only slow, raise the limit with --time-limit SECONDS "
             "(--conformance-time-limit under pytest)")
@@ -147,24 +155,27 @@ def _timer_seconds(seconds: float | None) -> float | None:
 
 @contextlib.contextmanager
 def time_limit(seconds: float | None, what: str, where: str = "") -> Iterator[bool]:
-    """Interrupt the block after ``seconds`` with :class:`BackendHung`.
+    """Interrupt the block after ``seconds`` with :class:`_Expired`.
 
     ``what`` names the call and ``where`` the case it was asked about, for
     the message (see :func:`hang_message`). Uses a real-time interval timer,
     so it works only in the main thread of a Unix process; elsewhere the
     block runs without a limit (a backend stuck inside one C call is
     interrupted only when that call returns). A limit that is infinite or
-    longer than :data:`LONGEST_TIMER` is no limit. Yields whether the timer
-    was armed; the timer's own failures never reach the block.
+    longer than :data:`LONGEST_TIMER` is no limit, and so is one asked for
+    while another interval timer runs (pytest-timeout's, or the caller's
+    own), which is left as it is. Yields whether the timer was armed; the
+    timer's own failures never reach the block.
     """
     interval = _timer_seconds(seconds)
     if (interval is None or not hasattr(signal, "setitimer")
-            or threading.current_thread() is not threading.main_thread()):
+            or threading.current_thread() is not threading.main_thread()
+            or signal.getitimer(signal.ITIMER_REAL)[0] > 0):
         yield False
         return
 
     def expire(signum: int, frame: object) -> None:
-        raise BackendHung(hang_message(what, interval, where))
+        raise _Expired(hang_message(what, interval, where))
 
     previous = signal.signal(signal.SIGALRM, expire)
     try:
@@ -178,8 +189,11 @@ def time_limit(seconds: float | None, what: str, where: str = "") -> Iterator[bo
     try:
         yield True
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        _restore_alarm_handler(previous)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            # Even if the signal lands while the timer is being disarmed.
+            _restore_alarm_handler(previous)
 
 
 def _restore_alarm_handler(previous: Any) -> None:
@@ -213,9 +227,9 @@ def guarded(call: Callable[[], T], what: str, where: str = "") -> T:
         try:
             with time_limit(limit, what, where) as armed:
                 answer = call()
-        except BackendHung as error:
+        except _Expired as error:
             POLICY.hung = str(error)
-            raise
+            raise BackendHung(POLICY.hung) from None
         except KeyboardInterrupt:
             raise
         except BaseException as error:  # noqa: BLE001 - the backend's, diagnosed
@@ -287,7 +301,7 @@ def kept_global_state() -> Iterator[None]:
     already imported), the recursion limit, the working folder,
     ``sys.stdout`` and ``sys.stderr`` (if replaced, or opened again if the
     process's own were closed), and the SIGINT handler (in the main thread).
-    Saving them all costs microseconds; only what changed is restored.
+    Saving them all costs microseconds; they are put back after every call.
 
     >>> with kept_global_state():
     ...     _ = np.seterr(all="raise")
@@ -772,17 +786,21 @@ def call_capability(backend: Backend, method: str, case: Case, result_id: str,
         case.network, case.parameters.copy(), case.inputs[0].copy(), *extra),
         what, f"the first example of {case.describe()}")
     return float_array(answer, shape, method, backend.name, result_id, case.dtype,
-                       case=case)
+                       case=first_example(case))
+
+
+def first_example(case: Case) -> Case:
+    """``case`` with its first example alone: what a capability is asked about."""
+    return dataclasses.replace(case, inputs=case.inputs[:1], targets=case.targets[:1])
 
 
 def float_array(value: object, shape: tuple[int, ...], what: str, name: str,
-                result_id: str, dtype: np.dtype[np.floating],
-                case: Case | None = None) -> FloatArray:
+                result_id: str, dtype: np.dtype[np.floating], *,
+                case: Case) -> FloatArray:
     """``value`` as an array of ``shape`` and ``dtype``, all finite, or a diagnosis.
 
     Non-finite entries are a robustness failure only where ``case`` (the
-    case asked about) has exact values large enough to overflow; without a
-    case they are taken for one.
+    case asked about) has exact values large enough to overflow.
     """
     try:
         array = as_array(value)
@@ -801,7 +819,5 @@ def float_array(value: object, shape: tuple[int, ...], what: str, name: str,
         index = [int(i) for i in np.argwhere(bad)[0]]
         problem = (f"{result_id}: backend {name!r} returned {what} with "
                    f"{_entries(int(np.count_nonzero(bad)))} (first at {index})")
-        if case is None:
-            raise RobustnessFailure(f"{problem}; the exact values are finite")
         raise _non_finite(problem, case)
     return array

@@ -27,6 +27,7 @@ from conformance._guard import (
     BackendMisbehaved,
     call_backend,
     call_capability,
+    first_example,
     float_array,
     guarded,
 )
@@ -161,9 +162,11 @@ class _LastCase(threading.local):
     """The oracle's batch and its bounds for the last case asked about.
 
     A check asks for them twice per case (is a unit near its kink, then the
-    judgement itself), and every asker needs the same values: the case's
-    arrays are never changed (backends get copies), so the second ask reuses
-    the first answer. Only the latest case is kept, per thread.
+    judgement itself), and every asker needs the same values: backends get
+    copies of the case's arrays, so within one judgement the second ask
+    reuses the first answer. Only the latest case is kept, per thread, and
+    :func:`forget_last_case` drops it when the judgement ends, so a caller
+    who changes a case's arrays between two judgements gets fresh values.
     """
 
     key: tuple[Case, MpmathBackend] | None = None
@@ -171,6 +174,11 @@ class _LastCase(threading.local):
 
 
 _LAST_CASE = _LastCase()
+
+
+def forget_last_case() -> None:
+    """Drop the batch and bounds kept by :func:`_exact_and_bounds`."""
+    _LAST_CASE.key, _LAST_CASE.value = None, None
 
 
 def _exact_and_bounds(case: Case, oracle: MpmathBackend) -> \
@@ -202,20 +210,24 @@ def kink_reason(case: Case, oracle: MpmathBackend, bounds: BoundCalculator | Non
     else:
         exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
         batch_bounds = bounds.batch(exact, case.targets)
-    e_z = batch_bounds.z
-    for ell, activation in enumerate(case.network.activations, start=1):
+    return kink_in(case.network, exact, batch_bounds)
+
+
+def kink_in(network: Network, exact: ExactBatch, bounds: BatchBounds) -> str | None:
+    """:func:`kink_reason` on an exact batch and bounds already computed."""
+    for ell, activation in enumerate(network.activations, start=1):
         if not activation.has_kink:
             continue
-        z = exact.rounded.z[ell - 1]
+        z, e_z = exact.rounded.z[ell - 1], bounds.z[ell - 1]
         on_kink = np.asarray(exact.arrays.z[ell - 1] == 0, dtype=bool)
-        near = np.abs(z) <= e_z[ell - 1]
+        near = np.abs(z) <= e_z
         for k, unit in zip(*np.nonzero(on_kink | near)):
             if on_kink[k, unit]:
                 return (f"{activation.value} is not differentiable at z = 0: "
                         f"layer {ell} unit {unit} of example {k} has z = 0")
             return (f"layer {ell} unit {unit} of example {k} has "
                     f"z = {z[k, unit]:.3g}, within its rounding bound "
-                    f"{e_z[ell - 1][k, unit]:.3g} of the {activation.value} "
+                    f"{e_z[k, unit]:.3g} of the {activation.value} "
                     "kink, so float arithmetic may take either side")
     return None
 
@@ -551,7 +563,7 @@ def _judge_layer_factors(backend: Backend, case: Case, factors: list[ExactArray]
     for ell, (matrix, factor, bound) in enumerate(zip(claimed, factors, bounds), 1):
         array = float_array(matrix, case.network.weight_shape(ell),
                              f"layer {ell}'s Jacobian", backend.name, result_id,
-                             case.dtype, case=case)
+                             case.dtype, case=first_example(case))
         verdicts.append(compare(result_id, claimed=array, exact=factor, bound=bound,
                                 quantity="layer_jacobian", layer_index=ell))
     return verdicts

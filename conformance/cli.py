@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -45,6 +46,7 @@ from spec.errors import BackpropSpecError
 EXIT_CONFORMANT = 0
 EXIT_VIOLATED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 EXAMPLES = """\
 examples:
@@ -288,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; the report files hold every check finished so far, "
               "marked incomplete", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except _UnwritableReport as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -374,4 +376,19 @@ def entry() -> None:
     The process ends with :func:`main`'s status without waiting for threads
     a backend started and left running (they are named on standard error).
     """
-    sys.exit(exit_without_waiting_for_backend_threads(main()))
+    status: int | str | None
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        print("python -m conformance: interrupted", file=sys.stderr)
+        status = EXIT_INTERRUPTED
+    except SystemExit as error:
+        status = error.code
+    except BaseException:  # noqa: BLE001 - shown, then the process ends
+        # Shown before exiting, which may not wait for threads the backend
+        # left running.
+        traceback.print_exc()
+        status = 1
+    if isinstance(status, int):
+        status = exit_without_waiting_for_backend_threads(status)
+    sys.exit(status)

@@ -32,6 +32,7 @@ from conformance.checks import (
     Outcome,
     RobustnessError,
     all_checks,
+    forget_last_case,
 )
 from conformance.strategies import Case
 import numpy as np
@@ -97,6 +98,9 @@ class SuiteReport:
     results: list[ResultReport] = field(default_factory=list)
     complete: bool = False
     robustness_fails: bool = True
+    hung: str = ""
+    """The diagnosis of the backend's first hang in this run, if it hung (it
+    was then not called again)."""
 
     @property
     def conformant(self) -> bool:
@@ -149,6 +153,8 @@ def _judge_once(check: Check, backend: Backend, oracle: MpmathBackend,
         return BackendError(check.result_id, str(error))
     except RobustnessFailure as error:
         return RobustnessError(check.result_id, str(error))
+    finally:
+        forget_last_case()
 
 
 def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
@@ -173,6 +179,7 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
         return report
     strategy = check.strategy
     first: list[_Failure] = []
+    hung_on: list[_Failure] = []
 
     @settings(max_examples=examples, deadline=None,
               database=DirectoryBasedExampleDatabase(database) if database else None,
@@ -192,6 +199,8 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
             failed_once = True
             failure = _Failure(outcome, case)
             first.append(failure)
+            if POLICY.hung and not hung_on:
+                hung_on.append(failure)
             raise failure
 
     def fixed_cases() -> None:
@@ -209,11 +218,11 @@ def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
         property_test()
         fixed_cases()
     except _Failure as failure:
-        if POLICY.hung and first:
+        if hung_on:
             # Once the backend has hung it is not called again, so every case
-            # shrinking tried failed without the backend seeing it; the case
-            # it hung on is the one to show.
-            failure = first[0]
+            # shrinking tried after that failed without the backend seeing it;
+            # the case it hung on is the one to show.
+            failure = hung_on[0]
         _record_failure(report, failure, check.id, backend_spec)
     except Flaky as error:
         # A case failed once and passed when Hypothesis replayed it: the
@@ -348,6 +357,7 @@ def run_suite(
                                                    settings_for))
                 if on_result is not None:
                     on_result(report)
+        report.hung = POLICY.hung
     report.complete = True
     return report
 
@@ -356,7 +366,7 @@ def run_suite(
 def _policy(time_limit: float | None, check_determinism: bool) -> Iterator[None]:
     """The guard's settings for one run, restored when it ends (so a limit
     given to one run does not carry into the next in the same process)."""
-    saved = POLICY.time_limit, POLICY.check_determinism
+    saved = POLICY.time_limit, POLICY.check_determinism, POLICY.hung
     POLICY.hung = ""
     POLICY.check_determinism = check_determinism
     if time_limit is not None:
@@ -364,7 +374,7 @@ def _policy(time_limit: float | None, check_determinism: bool) -> Iterator[None]
     try:
         yield
     finally:
-        POLICY.time_limit, POLICY.check_determinism = saved
+        POLICY.time_limit, POLICY.check_determinism, POLICY.hung = saved
 
 
 _INTERRUPTED = threading.Event()
@@ -427,7 +437,8 @@ def _run_parallel(chosen: list[Check], report: SuiteReport, oracle: MpmathBacken
              np.dtype(dtype).name, oracle.digits, POLICY.time_limit,
              POLICY.check_determinism, options.database) for check in chosen]
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context)
+    try:
         futures = {pool.submit(_worker, item): check
                    for item, check in zip(work, chosen)}
         for future in concurrent.futures.as_completed(futures):
@@ -441,6 +452,12 @@ def _run_parallel(chosen: list[Check], report: SuiteReport, oracle: MpmathBacken
             report.results.sort(key=lambda r: order[r.result_id])
             if on_result is not None:
                 on_result(report)
+    except BaseException:
+        # Ctrl-C, or a report that cannot be written: the checks not started
+        # are dropped rather than run before the run stops.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _lost(check: Check, backend_spec: str, jobs: int) -> ResultReport:
@@ -471,7 +488,9 @@ def _worker(item: tuple[str, str, int, int, str, int, float | None, bool,
     from impl import load_backend
 
     backend = load_backend(spec)
-    POLICY.time_limit, POLICY.check_determinism = limit, determinism
+    # A worker runs one check after another; each starts afresh, so a hang in
+    # an earlier check that this worker happened to run does not skip it.
+    POLICY.time_limit, POLICY.check_determinism, POLICY.hung = limit, determinism, ""
     checks = {c.id: c for c in all_checks(_constraints(backend),
                                           np.dtype(dtype).type)}
     report = _run_or_skip(checks[check_id], backend, MpmathBackend(digits),
@@ -496,10 +515,11 @@ def _exit_without_waiting_when_done(name: str) -> None:
     """In a worker process: if the backend left non-daemon threads running,
     end the process once its main thread is done, without waiting for them.
 
-    The worker's report is sent by its main thread, which then finishes;
-    Python would wait for every non-daemon thread before the process ends,
-    and the pool for the process, forever. A daemon thread that joins the
-    main thread ends the process instead, right after.
+    A worker's main thread runs check after check and ends when the pool
+    shuts the process down; Python would then wait for every non-daemon
+    thread before the process ends, and the pool for the process, forever.
+    A daemon thread that joins the main thread ends the process instead,
+    right after.
     """
     stray = backend_threads()
     if not stray or _LEAVING.is_set():

@@ -57,8 +57,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from conformance._bounds import BatchBounds, BoundCalculator
-from impl.oracle import ExactBatch, MpmathBackend
+from conformance._bounds import BoundCalculator
+from conformance.checks import kink_in
+from impl.oracle import MpmathBackend
 from spec import (
     Activation,
     FloatArray,
@@ -215,7 +216,7 @@ def verify_gradients(network: Network, parameters: Parameters,
             return NotApplicable(RESULT_ID, _beyond_range_reason(claims, exact_hi))
         return NotApplicable(RESULT_ID, _bound_reason(claims, bound))
     if not _KINKED.isdisjoint(network.activations):
-        reason = _kink_reason(network, exact, bounds)
+        reason = kink_in(network, exact, bounds)
         if reason:
             return NotApplicable(RESULT_ID, reason)
 
@@ -518,33 +519,9 @@ def _bound_reason(claims: list[_Claim], bound: FloatArray) -> str:
     """Why a batch whose error bounds overflow float64 is not judged."""
     where, count = _locate(claims, bound)
     return (f"the error bound cannot be computed in float64 at these magnitudes "
-            f"(the bound of {'the ' if where == 'loss' else ''}{where} overflows float64's range"
+            f"(the bound of {'the ' if where == 'loss' else ''}{where} overflows "
+            "float64's range"
             f"{_others(count, 'bound')}), so nothing is judged; scale the inputs, "
             "targets or parameters down")
 
 
-def _kink_reason(network: Network, exact: ExactBatch, bounds: BatchBounds) -> \
-        str | None:
-    """Why the batch cannot be judged, if a kinked unit sits on or near its kink.
-
-    The test of :func:`conformance.checks.kink_reason`, on the exact batch and
-    bounds already computed: on the kink the derivative does not exist, and
-    within the error bound of :math:`z` a float computation may land on
-    either side of it.
-    """
-    for ell, activation in enumerate(network.activations, start=1):
-        if not activation.has_kink:
-            continue
-        z = exact.rounded.z[ell - 1]
-        e_z = bounds.z[ell - 1]
-        on_kink = np.asarray(exact.arrays.z[ell - 1] == 0, dtype=bool)
-        near = np.abs(z) <= e_z
-        for k, unit in zip(*np.nonzero(on_kink | near)):
-            if on_kink[k, unit]:
-                return (f"{activation.value} is not differentiable at z = 0: "
-                        f"layer {ell} unit {unit} of example {k} has z = 0")
-            return (f"layer {ell} unit {unit} of example {k} has "
-                    f"z = {z[k, unit]:.3g}, within its rounding bound "
-                    f"{e_z[k, unit]:.3g} of the {activation.value} "
-                    "kink, so float arithmetic may take either side")
-    return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -133,7 +132,6 @@ def test_a_worker_process_ended_by_the_backend_is_reported_per_check(
 
 def test_worker_processes_end_although_the_backend_left_threads_running(
         backends: Path) -> None:
-    started = time.monotonic()
     result = run_cli(backends, "--backend", "hostile:leaves_a_thread", "-j", "2",
                      "--examples", "3", "--only", "layer-jacobian.affine", "--only",
                      "loss-gradient.squared-error", "-q")
@@ -143,7 +141,6 @@ def test_worker_processes_end_although_the_backend_left_threads_running(
     assert "backend 'leaves-a-thread' left 1 non-daemon thread ('backend-sleeper') " \
         "running; its worker process will exit without waiting for it" in \
         result.stderr
-    assert time.monotonic() - started < TIMEOUT
 
 
 def test_the_command_line_exits_without_waiting_for_threads_the_backend_left(

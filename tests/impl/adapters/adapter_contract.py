@@ -368,7 +368,7 @@ class JacobianContract(AdapterContract):
         parameters, inputs, _ = self.case(network, index)
         x = inputs[0]
         point = ExactPoint(network, parameters, x)
-        declared = self.capabilities
+        declared = {c.value for c in backend.capabilities}
 
         # Act
         reverse = backend.input_jacobian(network, parameters, x)
@@ -429,7 +429,7 @@ class LayerJacobianContract(JacobianContract):
             network, parameters, inputs[0])
 
         # Assert
-        assert Capability.LAYER_JACOBIANS.value in self.capabilities
+        assert Capability.LAYER_JACOBIANS in backend.capabilities
         assert len(jacobians) == network.depth
         for ell, (got, want, bound) in enumerate(
                 zip(jacobians, point.layer_jacobians, point.layer_bounds), start=1):
