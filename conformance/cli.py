@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from conformance.campaign import run_campaign_command, run_merge_command, shard_of
-from conformance.formats import to_junit, to_markdown, write_atomically
+from conformance.formats import printable, to_junit, to_markdown, write_atomically
 from conformance.known import apply_known, load_known
 from conformance.profiles import PROFILE_EXAMPLES, chosen_profile
 from conformance.progress import Progress
@@ -358,13 +358,15 @@ def _check_paths(args: argparse.Namespace) -> str | None:
 def _print_report(report: SuiteReport, *, quiet: bool,
                   shard: tuple[int, int] | None = None,
                   pool: int | None = None) -> None:
-    table = render_table(report, shard=shard, pool=pool)
+    # A backend's messages may hold terminal escape sequences or control
+    # characters; the terminal gets them written out, never obeyed.
+    table = printable(render_table(report, shard=shard, pool=pool))
     print(table.splitlines()[-1] if quiet else table)
-    notes = render_notes(report)
+    notes = printable(render_notes(report))
     if notes:
         print()
         print(notes)
-    failures = render_failures(report)
+    failures = printable(render_failures(report))
     if failures:
         print()
         print(failures)

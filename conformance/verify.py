@@ -58,6 +58,7 @@ import numpy as np
 import numpy.typing as npt
 
 from conformance._bounds import BoundCalculator
+from conformance._guard import as_array
 from conformance.checks import kink_in
 from impl.oracle import MpmathBackend
 from spec import (
@@ -167,10 +168,11 @@ def verify_gradients(network: Network, parameters: Parameters,
 
     Notes
     -----
-    Any array argument may also be a framework's tensor: an object with a
-    ``detach()`` method (a torch tensor, even one that requires grad) is read
-    through ``detach()``, then ``cpu()`` if it has one, then ``np.asarray``;
-    its autograd graph is never touched. Arguments are checked before the
+    Any array argument may also be a framework's tensor, read as the suite
+    reads a backend's answers: a torch tensor (even one that requires grad,
+    or lives on another device) through ``detach().cpu()``, without touching
+    its autograd graph; anything else (JAX arrays, objects with
+    ``__array__``) through ``np.asarray``. Arguments are checked before the
     oracle runs, with a few vectorised numpy calls.
     """
     float_format = _float_format(dtype)
@@ -290,14 +292,8 @@ def _array(what: str, value: object, *, data: bool) -> FloatArray:
     """
     if type(value) is np.ndarray and value.dtype == np.float64:
         return value
-    detach = getattr(value, "detach", None)
-    if callable(detach):
-        value = detach()
-        cpu = getattr(value, "cpu", None)
-        if callable(cpu):
-            value = cpu()
     try:
-        array = np.asarray(value)
+        array = as_array(value)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{what}: could not be read as an array of numbers "
                          f"({error}); pass a numpy array, or nested lists whose "

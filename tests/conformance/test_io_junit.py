@@ -107,3 +107,21 @@ def test_a_backend_name_cannot_break_the_markdown_heading() -> None:
 
     assert first == "## backprop-spec: `evil\\n## injected` is conformant"
     assert second == ""
+
+
+def test_the_terminal_gets_a_backends_escape_sequences_written_out(
+        tmp_path: Path) -> None:
+    (tmp_path / "loud.py").write_text(
+        "def backend(network, parameters, inputs, targets):\n"
+        "    raise RuntimeError('\\x1b[31mred alert\\x1b[0m\\x07 done')\n")
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO),
+                                                               str(tmp_path)]))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "--backend", "loud:backend",
+         "--examples", "2", "--only", "layer-jacobian.affine"], cwd=tmp_path,
+        env=environment, capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "raised RuntimeError: red alert\\x07 done" in result.stdout
