@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance.report import REPORT_SCHEMA_VERSION
+from conformance.report import READABLE_SCHEMA_VERSIONS
 from conformance.runner import check_ids
 from spec.errors import UsageError
 
@@ -108,13 +108,14 @@ def read_report(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not a conformance report ({what}; give the "
                          "JSON files written by --report)")
     version = data.get("schema_version")
-    if type(version) is not int or version != REPORT_SCHEMA_VERSION:
+    if type(version) is not int or version not in READABLE_SCHEMA_VERSIONS:
         written = ("records no schema_version" if version is None else
                    f"has schema_version {version!r}")
+        readable = " and ".join(map(str, READABLE_SCHEMA_VERSIONS))
         raise UsageError(f"{path}: {written}, and this version of backprop-spec "
-                         f"reads reports of schema version {REPORT_SCHEMA_VERSION} "
-                         "only; merge it with the version that wrote it, or run "
-                         "its job again with this one")
+                         f"reads reports of schema versions {readable} only; "
+                         "merge it with the version that wrote it, or run its "
+                         "job again with this one")
     for name in ("backend_spec", "dtype"):
         if name in data and not isinstance(data[name], str):
             raise UsageError(f"{path}: not a conformance report ({name} is a "

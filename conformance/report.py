@@ -13,8 +13,17 @@ from conformance.checks import BackendError, RobustnessError
 from conformance.runner import ResultReport, SuiteReport, check_ids
 from spec import RESULTS, Violated
 
-REPORT_SCHEMA_VERSION = 1
-"""Version of the JSON report layout; raised whenever a field changes meaning."""
+REPORT_SCHEMA_VERSION = 2
+"""Version of the JSON report layout; raised whenever a field changes meaning.
+
+Version 2: ``worst_error_in_bounds`` is ``null`` where nothing was judged
+(version 1 wrote a number there), and reports record ``backend_spec`` and
+``robustness``.
+"""
+
+READABLE_SCHEMA_VERSIONS = (1, 2)
+"""Report versions ``merge`` reads: a version 1 report lacks only what
+version 2 added, which merge does without."""
 
 VERDICT_WORDS = {
     "holds": "holds",

@@ -137,7 +137,7 @@ def test_report_file_holds_every_result_with_its_verdict(tmp_path: Path) -> None
 
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(report_path.read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["complete"] is True and data["conformant"] is True
     assert data["backend"] == "reference" and data["seed"] == 3
     assert [r["id"] for r in data["results"]] == check_ids()

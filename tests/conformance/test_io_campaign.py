@@ -259,8 +259,29 @@ def test_merge_refuses_a_report_of_another_schema_version(
     assert result.returncode == 2
     assert result.stderr == (
         f"python -m conformance merge: error: {path}: {said}, and this version of "
-        "backprop-spec reads reports of schema version 1 only; merge it with the "
-        "version that wrote it, or run its job again with this one\n")
+        "backprop-spec reads reports of schema versions 1 and 2 only; merge it "
+        "with the version that wrote it, or run its job again with this one\n")
+
+
+def test_merge_reads_a_report_of_schema_version_1(tmp_path: Path) -> None:
+    # Version 1 had no backend_spec or robustness and a number where version
+    # 2 may write null; a report of a full run, turned back into version 1.
+    path = tmp_path / "old.json"
+    run = run_cli("--examples", "2", "--quiet", "--report", str(path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 2
+    data["schema_version"] = 1
+    del data["backend_spec"], data["robustness"]
+    for row in data["results"]:
+        if row["worst_error_in_bounds"] is None:
+            row["worst_error_in_bounds"] = 0
+    path.write_text(json.dumps(data))
+
+    result = run_cli("merge", str(path))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "conformant" in result.stdout
 
 
 def test_merge_honours_the_robustness_setting_each_report_was_written_with(

@@ -69,7 +69,7 @@ def test_json_reports_of_passing_and_failing_runs_follow_the_documented_schema(
 
 def test_the_schema_rejects_a_report_missing_a_field() -> None:
     with pytest.raises(jsonschema.ValidationError, match="'complete' is a required"):
-        jsonschema.validate({"schema_version": 1, "backend": "x", "seed": 0,
+        jsonschema.validate({"schema_version": 2, "backend": "x", "seed": 0,
                              "examples_per_result": 1, "conformant": True,
                              "dtype": "float64", "results": []}, SCHEMA)
 
