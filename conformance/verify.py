@@ -23,7 +23,8 @@ and no tolerance to tune:
 ('Holds', 14)
 >>> wrong = Parameters(answer.gradients.weights,
 ...                    (answer.gradients.biases[0], -answer.gradients.biases[1]))
->>> print(verify_gradients(network, parameters, X, Y, answer.loss, wrong).location.describe())
+>>> verdict = verify_gradients(network, parameters, X, Y, answer.loss, wrong)
+>>> print(verdict.location.describe())
 bias_gradient b_2[0]
 
 Arguments that do not describe one batch and one answer for it are refused
@@ -33,7 +34,7 @@ before the oracle runs, naming the argument:
 ...                  (answer.gradients.weights, answer.gradients.biases[:1]))
 Traceback (most recent call last):
 ...
-ValueError: gradients: 1 bias gradient for a network of 2 layers ... b_1 to b_2
+spec.errors.UsageError: gradients: 1 bias gradient for a network of 2 layers ... b_2
 
 A point the statement does not cover is not judged, whatever the answer:
 here the first unit of a ReLU layer sits exactly on its kink, where the
@@ -75,6 +76,7 @@ from spec import (
     compare,
 )
 from spec._verdict import worst_of
+from spec.errors import ArgumentTypeError, UsageError
 
 RESULT_ID = "backprop.batch-mean"
 """The result a batch loss and gradient are judged under."""
@@ -151,17 +153,17 @@ def verify_gradients(network: Network, parameters: Parameters,
 
     Raises
     ------
-    TypeError
-        An argument of the wrong kind: ``network`` not a :class:`spec.Network`
-        of integer widths, :class:`spec.Activation` and :class:`spec.Loss`;
-        ``parameters`` not :class:`spec.Parameters`; ``gradients`` neither
-        :class:`spec.Parameters` nor a pair; ``loss`` not a real number;
-        arrays of complex, boolean, string or object values; ``oracle`` not
-        an :class:`impl.MpmathBackend`.
-    ValueError
-        An argument of the right kind but unusable: an array that is not
-        rectangular, a shape or a number of layers that disagrees with
-        ``network``, an empty batch, a NaN or infinity in the parameters,
+    spec.errors.ArgumentTypeError
+        A ``TypeError``: an argument of the wrong kind: ``network`` not a
+        :class:`spec.Network` of integer widths, :class:`spec.Activation`
+        and :class:`spec.Loss`; ``parameters`` not :class:`spec.Parameters`;
+        ``gradients`` neither :class:`spec.Parameters` nor a pair; ``loss``
+        not a real number; arrays of complex, boolean, string or object
+        values; ``oracle`` not an :class:`impl.MpmathBackend`.
+    spec.errors.UsageError
+        A ``ValueError``: an argument of the right kind but unusable: an
+        array that is not rectangular, a shape or a number of layers that
+        disagrees with ``network``, an empty batch, a NaN or infinity in the parameters,
         inputs or targets (never in the judged answer: that is a
         :class:`spec.Violated`), a ``loss`` of more than one number, or a
         ``dtype`` other than float64 and float32.
@@ -177,13 +179,15 @@ def verify_gradients(network: Network, parameters: Parameters,
     """
     float_format = _float_format(dtype)
     if oracle is not None and not isinstance(oracle, MpmathBackend):
-        raise TypeError(f"oracle: expected an impl.MpmathBackend (or None for the "
-                        f"default one), got {_kind(oracle)}")
+        raise ArgumentTypeError(
+            f"oracle: expected an impl.MpmathBackend (or None for the "
+            f"default one), got {_kind(oracle)}")
     _check_network(network)
     if not isinstance(parameters, Parameters):
-        raise TypeError(f"parameters: expected spec.Parameters, got "
-                        f"{_kind(parameters)}; wrap per-layer arrays as "
-                        "Parameters(tuple(weights), tuple(biases))")
+        raise ArgumentTypeError(
+            f"parameters: expected spec.Parameters, got "
+            f"{_kind(parameters)}; wrap per-layer arrays as "
+            "Parameters(tuple(weights), tuple(biases))")
     weights = _layer_arrays("parameters", "weights", parameters.weights, network,
                             data=True)
     biases = _layer_arrays("parameters", "biases", parameters.biases, network,
@@ -253,34 +257,38 @@ def _kind(value: object) -> str:
 
 
 def _float_format(dtype: object) -> type[np.floating[Any]]:
-    """``dtype`` as ``np.float64`` or ``np.float32``, or a ValueError."""
+    """``dtype`` as ``np.float64`` or ``np.float32``, or a UsageError."""
     if dtype is np.float64 or dtype is np.float32:
         return dtype
     if isinstance(dtype, str) and dtype in _FORMATS:
         return _FORMATS[dtype]
     if isinstance(dtype, np.dtype) and dtype.name in _FORMATS and dtype.isnative:
         return _FORMATS[dtype.name]
-    raise ValueError(f"dtype={dtype!r}: the bounds model float64 and float32 "
+    raise UsageError(f"dtype={dtype!r}: the bounds model float64 and float32 "
                      "rounding only; pass np.float64 or np.float32 (or 'float64', "
                      "'float32'), the format the loss and gradients were computed in")
 
 
 def _check_network(network: object) -> None:
-    """A TypeError unless ``network`` is a Network of int widths, activations, loss."""
+    """An ArgumentTypeError unless ``network`` has int widths, activations, a loss."""
     if not isinstance(network, Network):
-        raise TypeError(f"network: expected spec.Network, got {_kind(network)}")
+        raise ArgumentTypeError(
+            f"network: expected spec.Network, got {_kind(network)}")
     for position, width in enumerate(network.widths):
         if not isinstance(width, (int, np.integer)) or isinstance(width, bool):
-            raise TypeError(f"network.widths={network.widths!r}: every width must be "
-                            f"an int, got {width!r} ({type(width).__name__}) at "
-                            f"position {position}")
+            raise ArgumentTypeError(
+                f"network.widths={network.widths!r}: every width must be "
+                f"an int, got {width!r} ({type(width).__name__}) at "
+                f"position {position}")
     for position, activation in enumerate(network.activations):
         if not isinstance(activation, Activation):
-            raise TypeError(f"network.activations[{position}]: expected a "
-                            f"spec.Activation, got {_kind(activation)}")
+            raise ArgumentTypeError(
+                f"network.activations[{position}]: expected a "
+                f"spec.Activation, got {_kind(activation)}")
     if not isinstance(network.loss, Loss):
-        raise TypeError(f"network.loss: expected a spec.Loss, got "
-                        f"{_kind(network.loss)}")
+        raise ArgumentTypeError(
+            f"network.loss: expected a spec.Loss, got "
+            f"{_kind(network.loss)}")
 
 
 def _array(what: str, value: object, *, data: bool) -> FloatArray:
@@ -295,22 +303,24 @@ def _array(what: str, value: object, *, data: bool) -> FloatArray:
     try:
         array = as_array(value)
     except (ValueError, TypeError) as error:
-        raise ValueError(f"{what}: could not be read as an array of numbers "
+        raise UsageError(f"{what}: could not be read as an array of numbers "
                          f"({error}); pass a numpy array, or nested lists whose "
                          "rows all have the same length") from None
     kind = array.dtype.kind
     if kind not in "iuf":
-        raise TypeError(f"{what}: expected real numbers (floats or integers), got "
-                        f"an array of dtype {array.dtype} "
-                        f"({_DTYPE_KINDS.get(kind, 'not numbers')})")
+        raise ArgumentTypeError(
+            f"{what}: expected real numbers (floats or integers), got "
+            f"an array of dtype {array.dtype} "
+            f"({_DTYPE_KINDS.get(kind, 'not numbers')})")
     if data and kind == "f" and array.dtype.itemsize > 8:
-        raise TypeError(f"{what}: dtype {array.dtype} has more precision than "
-                        "float64, the format the oracle reads; round it with "
-                        ".astype(np.float64) if that is the value meant")
+        raise ArgumentTypeError(
+            f"{what}: dtype {array.dtype} has more precision than "
+            "float64, the format the oracle reads; round it with "
+            ".astype(np.float64) if that is the value meant")
     converted = np.asarray(array, dtype=np.float64)
     if data and kind in "iu" and not np.array_equal(converted.astype(array.dtype),
                                                     array):
-        raise ValueError(f"{what}: integers beyond 2**53 are not exactly float64; "
+        raise UsageError(f"{what}: integers beyond 2**53 are not exactly float64; "
                          "pass them as float64")
     return converted
 
@@ -327,8 +337,9 @@ def _layer_arrays(owner: str, field: str, arrays: object, network: Network, *,
     weights = field == "weights"
     symbol = "W" if weights else "b"
     if not isinstance(arrays, (tuple, list)):
-        raise TypeError(f"{owner}.{field}: expected a tuple or list of one array per "
-                        f"layer, got {_kind(arrays)}")
+        raise ArgumentTypeError(
+            f"{owner}.{field}: expected a tuple or list of one array per "
+            f"layer, got {_kind(arrays)}")
     widths = network.widths
     expected_shapes = _shapes(tuple(widths))[0 if weights else 1]
     L = len(expected_shapes)
@@ -338,7 +349,7 @@ def _layer_arrays(owner: str, field: str, arrays: object, network: Network, *,
                  ("parameters", True): ("weight matrix", "weight matrices"),
                  ("parameters", False): ("bias vector", "bias vectors")}
         noun = nouns[owner, weights][0 if len(arrays) == 1 else 1]
-        raise ValueError(f"{owner}: {len(arrays)} {noun} for a network of "
+        raise UsageError(f"{owner}: {len(arrays)} {noun} for a network of "
                          f"{L} layer{'s' if L != 1 else ''} (widths "
                          f"{tuple(widths)}); expected one per layer, "
                          f"{symbol}_1 to {symbol}_{L}")
@@ -356,7 +367,7 @@ def _layer_arrays(owner: str, field: str, arrays: object, network: Network, *,
             array = _array(_array_name(owner, field, ell), value, data=data)
         expected = expected_shapes[ell - 1]
         if array.shape != expected:
-            raise ValueError(_array_name(owner, field, ell)
+            raise UsageError(_array_name(owner, field, ell)
                              + _shape_problem(owner, symbol, ell, array.shape,
                                               expected, network))
         checked.append(array)
@@ -402,16 +413,16 @@ def _batch(network: Network, inputs: object, targets: object) -> \
     Y = _array("targets", targets, data=True)
     n_in, n_out = network.widths[0], network.widths[-1]
     if X.ndim != 2 or X.shape[1] != n_in:
-        raise ValueError(f"inputs: shape {X.shape}, expected (B, n_0) = (B, {n_in}), "
+        raise UsageError(f"inputs: shape {X.shape}, expected (B, n_0) = (B, {n_in}), "
                          f"one row per example for widths {tuple(network.widths)}"
                          + ("; a single example is x.reshape(1, -1)"
                             if X.ndim == 1 and X.shape[0] == n_in else ""))
     B = X.shape[0]
     if B == 0:
-        raise ValueError(f"inputs: an empty batch (shape {X.shape}); the batch loss "
+        raise UsageError(f"inputs: an empty batch (shape {X.shape}); the batch loss "
                          "is a mean over at least one example")
     if Y.shape != (B, n_out):
-        raise ValueError(f"targets: shape {Y.shape}, expected (B, n_L) = ({B}, "
+        raise UsageError(f"targets: shape {Y.shape}, expected (B, n_L) = ({B}, "
                          f"{n_out}), one row per row of inputs for widths "
                          f"{tuple(network.widths)}"
                          + (f"; reshape it to ({B}, {n_out})"
@@ -420,7 +431,7 @@ def _batch(network: Network, inputs: object, targets: object) -> \
 
 
 def _require_finite(parameters: Parameters, X: FloatArray, Y: FloatArray) -> None:
-    """A ValueError naming the first NaN or infinity of the batch, if any."""
+    """A UsageError naming the first NaN or infinity of the batch, if any."""
     arrays = [X, Y, *parameters.weights, *parameters.biases]
     if np.isfinite(np.concatenate([a.ravel() for a in arrays])).all():
         return
@@ -433,7 +444,7 @@ def _require_finite(parameters: Parameters, X: FloatArray, Y: FloatArray) -> Non
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             count = _count(int(bad.sum()), array.size)
-            raise ValueError(f"{name}: entry [{', '.join(map(str, first))}] is "
+            raise UsageError(f"{name}: entry [{', '.join(map(str, first))}] is "
                              f"{array[first]} ({count} not finite); the exact loss "
                              "and gradients exist only at finite inputs, targets "
                              "and parameters")
@@ -450,12 +461,13 @@ def _loss_value(loss: object) -> float:
         return float(loss)
     if isinstance(loss, (bool, np.bool_)) or loss is None or \
             isinstance(loss, (str, bytes)):
-        raise TypeError(f"loss: expected the batch-mean loss as a real number "
-                        f"(a Python or numpy float, or a 0-d or 1-element array), "
-                        f"got {_kind(loss)}")
+        raise ArgumentTypeError(
+            f"loss: expected the batch-mean loss as a real number "
+            f"(a Python or numpy float, or a 0-d or 1-element array), "
+            f"got {_kind(loss)}")
     array = _array("loss", loss, data=False)
     if array.size != 1:
-        raise ValueError(f"loss: expected one number, the batch-mean loss, got an "
+        raise UsageError(f"loss: expected one number, the batch-mean loss, got an "
                          f"array of shape {array.shape}; if these are the example "
                          "losses, pass their mean")
     return float(array.reshape(()))
@@ -468,8 +480,9 @@ def _as_parameters(gradients: object, network: Network) -> Parameters:
     elif isinstance(gradients, (tuple, list)) and len(gradients) == 2:
         weights, biases = gradients
     else:
-        raise TypeError(f"gradients: expected spec.Parameters or a pair (weight "
-                        f"gradients, bias gradients), got {type(gradients).__name__}")
+        raise ArgumentTypeError(
+            f"gradients: expected spec.Parameters or a pair (weight "
+            f"gradients, bias gradients), got {type(gradients).__name__}")
     checked_weights = _layer_arrays("gradients", "weights", weights, network,
                                     data=False)
     checked_biases = _layer_arrays("gradients", "biases", biases, network, data=False)

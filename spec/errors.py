@@ -15,6 +15,10 @@ class UsageError(BackpropSpecError, ValueError):
     """An argument or option has a value that cannot be used."""
 
 
+class ArgumentTypeError(BackpropSpecError, TypeError):
+    """An argument is of a kind that cannot be used (not merely a bad value)."""
+
+
 class BackendLoadError(BackpropSpecError, ImportError):
     """A backend named on the command line or in code cannot be loaded."""
 

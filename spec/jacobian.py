@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spec._verdict import at_exact_precision, ExactArray, Result, Verdict, compare, to_exact, worst_of
+from spec.errors import UsageError
 
 RESULT_ID = "jacobian"
 
@@ -252,7 +253,7 @@ def check_jacobian_products(
     2
     """
     if claimed_jvp is None and claimed_vjp is None:
-        raise ValueError("claimed_jvp and claimed_vjp are both None: give at "
+        raise UsageError("claimed_jvp and claimed_vjp are both None: give at "
                          "least one product to judge")
     u_exact, v_exact = to_exact(u), to_exact(v)
     J = np.asarray(J, dtype=object)
@@ -267,7 +268,7 @@ def check_jacobian_products(
                                 quantity="vjp"))
     if claimed_jvp is not None and claimed_vjp is not None:
         if adjoint_bound is None:
-            raise ValueError("adjoint_bound is None: both products are given, "
+            raise UsageError("adjoint_bound is None: both products are given, "
                              "so their adjoint identity needs a bound")
         left = mpmath.fdot(u_exact, to_exact(claimed_jvp))
         right = mpmath.fdot(to_exact(claimed_vjp), v_exact)

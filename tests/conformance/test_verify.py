@@ -9,6 +9,7 @@ import pytest
 
 from conformance import verify_gradients
 from spec import Activation, Holds, Loss, Network, NotApplicable, Parameters, Violated
+from spec.errors import ArgumentTypeError, BackpropSpecError, UsageError
 
 NETWORK = Network((2, 2, 1), (Activation.IDENTITY, Activation.IDENTITY),
                   Loss.SQUARED_ERROR)
@@ -92,7 +93,7 @@ def test_answers_that_do_not_fit_the_network_are_refused(
     with pytest.raises(error) as raised:
         verify_gradients(network, PARAMETERS, X, Y, loss, gradients)  # type: ignore
 
-    assert type(raised.value) is error
+    assert isinstance(raised.value, BackpropSpecError)
     for word in words:
         assert word in str(raised.value)
 
@@ -144,7 +145,7 @@ def test_unusable_arguments_raise_errors_that_name_them(
     with pytest.raises(error) as raised:
         _call(**changes)
 
-    assert type(raised.value) is error
+    assert isinstance(raised.value, BackpropSpecError)
     for word in words:
         assert word in str(raised.value)
 
@@ -190,14 +191,14 @@ def test_a_batch_that_is_not_finite_is_an_error_not_a_verdict(
     with pytest.raises(ValueError) as raised:
         _call(**changes)
 
-    assert type(raised.value) is ValueError
+    assert isinstance(raised.value, UsageError)
     for word in words:
         assert word in str(raised.value)
 
 
 def test_a_loss_must_be_one_real_number() -> None:
     for loss, named in ((None, "NoneType"), ("0.5", "str '0.5'"), (True, "bool")):
-        with pytest.raises(TypeError) as raised:
+        with pytest.raises(ArgumentTypeError) as raised:
             _call(loss=loss)
         message = str(raised.value)
         assert "loss: expected the batch-mean loss as a real number" in message
@@ -282,7 +283,7 @@ def test_a_kinked_unit_on_or_near_its_kink_is_not_judged() -> None:
 def test_only_float64_and_float32_are_formats_and_their_names_are_normalised() -> None:
     for dtype in (np.float16, "float16", np.dtype(np.float16), np.longdouble, float,
                   "f4"):
-        with pytest.raises(ValueError) as raised:
+        with pytest.raises(UsageError) as raised:
             _call(dtype=dtype)
         assert f"dtype={dtype!r}" in str(raised.value)
         assert "np.float64 or np.float32" in str(raised.value)
