@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conformance.report import VERDICT_WORDS, to_json
+from conformance.report import VERDICT_WORDS, to_json, write_atomically
 from conformance.runner import (
     DEFAULT_EXAMPLES,
     DEFAULT_SEED,
@@ -115,9 +115,9 @@ def run_matrix(argv: Sequence[str]) -> int:
         return 2
     reports, missing = _run_all(wanted, args.examples, args.seed)
     markdown = render_matrix(reports, missing, args.examples, args.seed)
-    (args.out / "matrix.md").write_text(markdown, encoding="utf-8")
-    (args.out / "matrix.json").write_text(json.dumps(
-        _matrix_json(reports, missing), indent=2) + "\n", encoding="utf-8")
+    write_atomically(args.out / "matrix.md", markdown)
+    write_atomically(args.out / "matrix.json", json.dumps(
+        _matrix_json(reports, missing), indent=2) + "\n")
     if args.readme is not None:
         try:
             update_readme(args.readme, markdown.split("\n", 2)[2])
@@ -248,5 +248,4 @@ def update_readme(path: Path, markdown: str) -> None:
         See :func:`readme_block`.
     """
     head, tail = readme_block(path)
-    path.write_text(f"{head}{README_START}\n{markdown}{README_END}{tail}",
-                    encoding="utf-8")
+    write_atomically(path, f"{head}{README_START}\n{markdown}{README_END}{tail}")

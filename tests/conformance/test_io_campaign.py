@@ -337,3 +337,23 @@ def test_matrix_checks_the_readme_before_running_any_backend(
     assert missing.returncode == 2
     assert missing.stderr == (f"python -m conformance matrix: error: --readme "
                               f"{tmp_path / 'absent.md'}: no such file\n")
+
+
+def test_matrix_writes_its_files_and_the_readme_block(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- conformance-matrix:start -->\nSTALE BLOCK\n"
+                      "<!-- conformance-matrix:end -->\noutro\n")
+    out = tmp_path / "matrix"
+
+    result = run_cli("matrix", "--backends", "reference", "--examples", "1",
+                     "--out", str(out), "--readme", str(readme))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = (out / "matrix.md").read_text()
+    assert "| reference | conformant |" in table
+    assert json.loads((out / "matrix.json").read_text())
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- conformance-matrix:start -->\n")
+    assert text.endswith("<!-- conformance-matrix:end -->\noutro\n")
+    assert "STALE BLOCK" not in text and "| reference | conformant |" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "matrix"]
