@@ -12,16 +12,9 @@ import pytest
 
 from conformance.runner import check_ids
 from spec import RESULTS
+from cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str, extra_path: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    paths = [str(REPO)] + ([str(extra_path)] if extra_path else [])
-    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_default_run_judges_the_reference_backend_conformant() -> None:

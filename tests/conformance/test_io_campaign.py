@@ -4,9 +4,6 @@ and writes."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ import pytest
 
 from conformance.campaign import shard_of
 from conformance.runner import check_ids
+from cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "docs" / "report-schema.json").read_text())
@@ -56,16 +54,6 @@ OVERFLOWING = (
     "    g = answer.gradients\n"
     "    return LossAndGradients(answer.loss, Parameters(\n"
     "        tuple(w * factor for w in g.weights), g.biases))\n")
-
-
-def run_cli(*args: str, cwd: Path = REPO,
-            extra_path: Path | None = None) -> subprocess.CompletedProcess[str]:
-    environment = dict(os.environ)
-    paths = [str(REPO)] + ([str(extra_path)] if extra_path else [])
-    environment["PYTHONPATH"] = os.pathsep.join(paths)
-    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=cwd,
-                          env=environment, capture_output=True, text=True,
-                          timeout=600)
 
 
 # Shards.

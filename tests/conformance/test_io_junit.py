@@ -3,30 +3,18 @@ a run that did not finish."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from conformance.formats import INCOMPLETE_CASE, to_junit, to_markdown
 from conformance.runner import ResultReport, SuiteReport
+from cli_runner import run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 
 GARBLED = (
     "def backend(network, parameters, inputs, targets):\n"
     "    raise ValueError('bad \\x00 null \\x07 bell \\x1b[31m red\\x1b[0m '\n"
     "                     '\\udcff surrogate ]]> cdata')\n")
-
-
-def run_cli(*args: str, extra_path: Path,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = dict(os.environ, **(env or {}))
-    environment["PYTHONPATH"] = os.pathsep.join([str(REPO), str(extra_path)])
-    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=REPO,
-                          env=environment, capture_output=True, text=True,
-                          errors="replace", timeout=600)
 
 
 def test_control_characters_and_surrogates_in_a_message_leave_valid_reports(
@@ -114,13 +102,9 @@ def test_the_terminal_gets_a_backends_escape_sequences_written_out(
     (tmp_path / "loud.py").write_text(
         "def backend(network, parameters, inputs, targets):\n"
         "    raise RuntimeError('\\x1b[31mred alert\\x1b[0m\\x07 done')\n")
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO),
-                                                               str(tmp_path)]))
 
-    result = subprocess.run(
-        [sys.executable, "-m", "conformance", "--backend", "loud:backend",
-         "--examples", "2", "--only", "layer-jacobian.affine"], cwd=tmp_path,
-        env=environment, capture_output=True, text=True, timeout=300)
+    result = run_cli("--backend", "loud:backend", "--examples", "2", "--only",
+                     "layer-jacobian.affine", cwd=tmp_path, extra_path=tmp_path)
 
     assert result.returncode == 1
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout

@@ -6,31 +6,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from conformance.formats import write_atomically
+from cli_runner import run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 PROG = "python -m conformance: error: "
-
-
-def run_cli(*args: str, cwd: Path = REPO, extra_path: Path | None = None,
-            umask: int | None = None) -> subprocess.CompletedProcess[str]:
-    environment = dict(os.environ)
-    paths = [str(REPO)] + ([str(extra_path)] if extra_path else [])
-    environment["PYTHONPATH"] = os.pathsep.join(paths)
-
-    def set_umask() -> None:
-        if umask is not None:
-            os.umask(umask)
-
-    return subprocess.run(
-        [sys.executable, "-m", "conformance", *args], cwd=cwd, env=environment,
-        capture_output=True, text=True, timeout=600, preexec_fn=set_umask)
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -5,10 +5,7 @@ line."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -18,6 +15,7 @@ from conformance.campaign import shard_of
 from conformance.checks import all_checks
 from conformance.runner import check_ids
 from spec import RESULTS
+from cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,16 +31,6 @@ RAISING_ON_BATCHES = (
     "        raise RuntimeError('batches are not supported')\n"
     "    return ReferenceBackend().loss_and_gradients(network, parameters,\n"
     "                                                 inputs, targets)\n")
-
-
-def run_cli(*args: str, extra_path: Path | None = None) -> \
-        subprocess.CompletedProcess[str]:
-    environment = dict(os.environ)
-    paths = [str(REPO)] + ([str(extra_path)] if extra_path else [])
-    environment["PYTHONPATH"] = os.pathsep.join(paths)
-    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=REPO,
-                          env=environment, capture_output=True, text=True,
-                          timeout=600)
 
 
 def test_a_hung_backend_is_diagnosed_once_with_the_limit_and_what_to_try(

@@ -20,6 +20,7 @@ from conformance.runner import check_ids, run_suite
 from impl import ReferenceBackend, load_backend
 from impl._loading import FunctionBackend
 from spec import Activation, LossAndGradients, Network, Parameters
+from cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "docs" / "report-schema.json").read_text())
@@ -33,16 +34,6 @@ SIGN_FLIP = (
     "    g = answer.gradients\n"
     "    return LossAndGradients(answer.loss, Parameters(\n"
     "        tuple(-w for w in g.weights), tuple(-b for b in g.biases)))\n")
-
-
-def run_cli(*args: str, cwd: Path = REPO, extra_path: Path | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = dict(os.environ, **(env or {}))
-    paths = [str(REPO)] + ([str(extra_path)] if extra_path else [])
-    environment["PYTHONPATH"] = os.pathsep.join(paths)
-    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=cwd,
-                          env=environment, capture_output=True, text=True,
-                          timeout=600)
 
 
 @pytest.fixture()
