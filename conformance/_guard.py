@@ -741,15 +741,11 @@ def _arrays(values: object, case: Case, kind: str, name: str, result_id: str) ->
             f"{len(shapes)} arrays, one per layer")
     result, views = [], []
     for ell, (item, shape) in enumerate(zip(items, shapes), start=1):
-        try:
-            array = as_array(item)
-        except Exception as error:  # noqa: BLE001 - diagnosed
-            raise BackendMisbehaved(
-                f"{result_id}: backend {name!r} returned a {kind} gradient for "
-                f"layer {ell} that NumPy cannot read as an array of numbers "
-                f"({type(item).__name__}, which {describe_exception(error)}); "
-                f"expected a NumPy array of {case.dtype} in the shape {shape} of "
-                "the parameter") from error
+        array = _readable(
+            item, f"{result_id}: backend {name!r} returned a {kind} gradient for "
+            f"layer {ell} that NumPy cannot read as an array of numbers",
+            f"expected a NumPy array of {case.dtype} in the shape {shape} of the "
+            "parameter")
         if array.shape != shape:
             raise BackendMisbehaved(
                 f"{result_id}: backend {name!r} returned a {kind} gradient of shape "
@@ -778,13 +774,30 @@ def _dtype_message(item: object, array: np.ndarray[Any, Any], case: Case, kind: 
             "of the arrays it was given)")
 
 
+def _readable(value: object, problem: str, expected: str) -> np.ndarray[Any, Any]:
+    """``value`` read by :func:`as_array`, or a diagnosis: ``problem`` (what
+    the backend returned), the reason NumPy gave, and what was ``expected``."""
+    try:
+        return as_array(value)
+    except Exception as error:  # noqa: BLE001 - diagnosed
+        raise BackendMisbehaved(
+            f"{problem} ({type(value).__name__}, which "
+            f"{describe_exception(error)}); {expected}") from error
+
+
+def call_declared(backend: Backend, method: str, case: Case, result_id: str,
+                  *extra: FloatArray) -> Any:
+    """Call a declared capability on the first example, guarded; the raw answer."""
+    return guarded(lambda: getattr(backend, method)(
+        case.network, case.parameters.copy(), case.inputs[0].copy(), *extra),
+        f"{result_id}: backend {backend.name!r}'s {method} (a declared capability)",
+        f"the first example of {case.describe()}")
+
+
 def call_capability(backend: Backend, method: str, case: Case, result_id: str,
                     shape: tuple[int, ...], *extra: FloatArray) -> FloatArray:
     """Call a declared capability on the first example; validate the answer."""
-    what = f"{result_id}: backend {backend.name!r}'s {method} (a declared capability)"
-    answer: Any = guarded(lambda: getattr(backend, method)(
-        case.network, case.parameters.copy(), case.inputs[0].copy(), *extra),
-        what, f"the first example of {case.describe()}")
+    answer = call_declared(backend, method, case, result_id, *extra)
     return float_array(answer, shape, method, backend.name, result_id, case.dtype,
                        case=first_example(case))
 
@@ -802,14 +815,9 @@ def float_array(value: object, shape: tuple[int, ...], what: str, name: str,
     Non-finite entries are a robustness failure only where ``case`` (the
     case asked about) has exact values large enough to overflow.
     """
-    try:
-        array = as_array(value)
-    except Exception as error:  # noqa: BLE001 - diagnosed
-        raise BackendMisbehaved(
-            f"{result_id}: backend {name!r} returned {what} that NumPy cannot read "
-            f"as an array ({type(value).__name__}, which "
-            f"{describe_exception(error)}); expected an array of shape {shape} "
-            f"and {dtype}") from error
+    array = _readable(
+        value, f"{result_id}: backend {name!r} returned {what} that NumPy cannot "
+        "read as an array", f"expected an array of shape {shape} and {dtype}")
     if array.shape != shape or array.dtype != dtype:
         raise BackendMisbehaved(
             f"{result_id}: backend {name!r} returned {what} of shape {array.shape} "

@@ -27,9 +27,9 @@ from conformance._guard import (
     BackendMisbehaved,
     call_backend,
     call_capability,
+    call_declared,
     first_example,
     float_array,
-    guarded,
 )
 from conformance.strategies import (
     OVERFLOW_INPUT_SCALES,
@@ -543,10 +543,7 @@ def _judge_layer_factors(backend: Backend, case: Case, factors: list[ExactArray]
                          calculator: BoundCalculator, exact: ExactBatch) -> \
         list[Verdict]:
     result_id = chain_rule.RESULT_ID
-    answer = guarded(lambda: backend.layer_jacobians(  # type: ignore[attr-defined]  # declared capability
-        case.network, case.parameters.copy(), case.inputs[0].copy()),
-        f"{result_id}: backend {backend.name!r}'s layer_jacobians (a declared "
-        "capability)", f"the first example of {case.describe()}")
+    answer = call_declared(backend, "layer_jacobians", case, result_id)
     try:
         claimed = list(answer)
     except Exception as error:  # noqa: BLE001 - diagnosed
