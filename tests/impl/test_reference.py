@@ -48,6 +48,17 @@ def _random_case(seed: int) -> tuple[Network, Parameters, FloatArray, FloatArray
     return network, Parameters(weights, biases), inputs, targets
 
 
+def _random_parameters(network: Network, rng: np.random.Generator, *,
+                       weight_scale: float = 1.0,
+                       bias_scale: float = 1.0) -> Parameters:
+    """Unit-normal weights, then biases, each scaled; drawn in that order."""
+    return Parameters(
+        tuple(weight_scale * rng.standard_normal(network.weight_shape(ell))
+              for ell in range(1, network.depth + 1)),
+        tuple(bias_scale * rng.standard_normal(network.widths[ell])
+              for ell in range(1, network.depth + 1)))
+
+
 def _assert_relatively_close(actual: FloatArray, expected: FloatArray,
                              relative: float) -> None:
     """max |actual - expected| <= relative * max |expected| (normwise)."""
@@ -170,11 +181,7 @@ JACOBIAN_NETWORKS = [
 def _jacobian_case(index: int) -> tuple[Network, Parameters, FloatArray]:
     network = JACOBIAN_NETWORKS[index]
     rng = np.random.default_rng(100 + index)
-    parameters = Parameters(
-        tuple(rng.standard_normal(network.weight_shape(ell))
-              for ell in range(1, network.depth + 1)),
-        tuple(0.3 * rng.standard_normal(network.widths[ell])
-              for ell in range(1, network.depth + 1)))
+    parameters = _random_parameters(network, rng, bias_scale=0.3)
     return network, parameters, rng.standard_normal(network.widths[0])
 
 
@@ -576,11 +583,7 @@ def test_reference_leaves_the_callers_arrays_unchanged_by_in_place_layers(
         network: Network) -> None:
     # Arrange
     rng = np.random.default_rng(4)
-    parameters = Parameters(
-        tuple(rng.standard_normal(network.weight_shape(ell))
-              for ell in range(1, network.depth + 1)),
-        tuple(rng.standard_normal(network.widths[ell])
-              for ell in range(1, network.depth + 1)))
+    parameters = _random_parameters(network, rng)
     inputs = rng.standard_normal((3, network.widths[0]))
     targets = rng.uniform(0.0, 1.0, (3, network.widths[-1]))
     before = parameters.copy()
@@ -605,11 +608,7 @@ def test_reference_answers_are_not_overwritten_by_a_later_call(
         network: Network) -> None:
     # Arrange
     rng = np.random.default_rng(5)
-    parameters = Parameters(
-        tuple(rng.standard_normal(network.weight_shape(ell))
-              for ell in range(1, network.depth + 1)),
-        tuple(rng.standard_normal(network.widths[ell])
-              for ell in range(1, network.depth + 1)))
+    parameters = _random_parameters(network, rng)
     backend = impl.ReferenceBackend()
     first = backend.loss_and_gradients(
         network, parameters, rng.standard_normal((3, network.widths[0])),
@@ -634,10 +633,7 @@ def test_reference_gives_the_oracles_answers_from_two_threads_at_once() -> None:
                                         Activation.IDENTITY),
                       Loss.SOFTMAX_CROSS_ENTROPY)
     rng = np.random.default_rng(6)
-    parameters = Parameters(
-        tuple(rng.standard_normal(network.weight_shape(ell)) / 8
-              for ell in (1, 2, 3)),
-        tuple(rng.standard_normal(network.widths[ell]) for ell in (1, 2, 3)))
+    parameters = _random_parameters(network, rng, weight_scale=1 / 8)
     inputs = rng.standard_normal((64, 32))
     targets = np.eye(4)[rng.integers(0, 4, 64)]
     expected = impl.MpmathBackend().loss_and_gradients(network, parameters, inputs,
