@@ -207,7 +207,8 @@ class BoundCalculator:
     def _forward(self, z: list[FloatArray], a: list[FloatArray]) -> \
             tuple[list[FloatArray], list[FloatArray]]:
         """Bounds of one example's pre-activations and activations, per layer."""
-        e_z, e_a = self._forward_batch([v[None, :] for v in z], [v[None, :] for v in a])
+        e_z, e_a, _ = self._forward_batch([v[None, :] for v in z],
+                                          [v[None, :] for v in a])
         return [e[0] for e in e_z], [e[0] for e in e_a]
 
     def _loss(self, a: FloatArray, e_a: FloatArray, y: FloatArray) -> float:
@@ -293,7 +294,7 @@ class BoundCalculator:
         """
         rounded, u, tiny = exact.rounded, self.u, self.tiny
         Z, A = rounded.z, rounded.a
-        E_z, E_a = self._forward_batch(Z, A)
+        E_z, E_a, D = self._forward_batch(Z, A)
         B = int(targets.shape[0])
         mean_rounding = float(gamma(B + 1, u))
         loss_bounds, E_g = self._loss_batch(A[-1], E_a[-1], np.asarray(targets))
@@ -306,7 +307,7 @@ class BoundCalculator:
         for ell in range(L, 0, -1):
             activation = self.network.activations[ell - 1]
             g = np.abs(rounded.upstream[ell - 1])
-            d = _abs_prime(activation, Z[ell - 1])
+            d = D[ell - 1]
             curvature = (rounded.second[ell - 1]
                          + SUP_THIRD.get(activation, 0.0) * E_z[ell - 1])
             e_d = (np.minimum(curvature * E_z[ell - 1], SUP_FIRST.get(activation, 1.0))
@@ -329,21 +330,24 @@ class BoundCalculator:
         return BatchBounds(E_z, loss, weights, biases)
 
     def _forward_batch(self, Z: list[FloatArray], A: list[FloatArray]) -> \
-            tuple[list[FloatArray], list[FloatArray]]:
-        """Bounds of every example's pre-activations and activations (``B x n``)."""
+            tuple[list[FloatArray], list[FloatArray], list[FloatArray]]:
+        """Bounds of every example's pre-activations and activations (``B x n``),
+        and :math:`|\\sigma'(z)|` at the rounded pre-activations, which the
+        backward bounds use again."""
         E_a = [np.zeros_like(A[0])]
         E_z: list[FloatArray] = []
+        D: list[FloatArray] = []
         for ell, activation in enumerate(self.network.activations):
             n = self.network.widths[ell]
             magnitude = np.abs(A[ell]) @ self.absW[ell].T + self.absb[ell]
             E_z.append(E_a[ell] @ self.absW[ell].T + gamma(n + 1, self.u) * magnitude
                        + self.tiny)
+            D.append(_abs_prime(activation, Z[ell]))
             lipschitz = np.minimum(SUP_FIRST.get(activation, 1.0),
-                                   _abs_prime(activation, Z[ell])
-                                   + SUP_SECOND.get(activation, 0.0) * E_z[-1])
+                                   D[-1] + SUP_SECOND.get(activation, 0.0) * E_z[-1])
             rounding = self.c * _rounding_magnitude(activation, Z[ell], A[ell + 1])
             E_a.append(lipschitz * E_z[-1] + rounding + self.tiny)
-        return E_z, E_a
+        return E_z, E_a, D
 
     def _loss_batch(self, A: FloatArray, E_a: FloatArray, Y: FloatArray) -> \
             tuple[FloatArray, FloatArray]:
