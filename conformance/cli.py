@@ -257,19 +257,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{option} {path}: could not be written "
                     f"({error.strerror or error}); the run stopped") from error
 
-    if not chosen:
-        # An empty shard: run_suite would take "no check" for "every check".
-        report = SuiteReport(backend.name, args.seed, examples,
-                             np.dtype(DTYPES[args.dtype]).name, complete=True,
-                             robustness_fails=args.robustness == "fail")
-        try:
-            save(report)
-        except _UnwritableReport as error:
-            print(f"{parser.prog}: error: {error}", file=sys.stderr)
-            return EXIT_USAGE
-        _print_report(report, quiet=args.quiet, shard=args.shard, pool=pool)
-        return EXIT_CONFORMANT
-
     progress = Progress.for_terminal(quiet=args.quiet, total=len(chosen),
                                      examples=examples)
 

@@ -321,7 +321,7 @@ def run_suite(
     backend_spec: str,
     examples: int = DEFAULT_EXAMPLES,
     seed: int = DEFAULT_SEED,
-    only: Sequence[str] = (),
+    only: Sequence[str] | None = None,
     dtype: type[np.floating] = np.float64,
     oracle: MpmathBackend | None = None,
     on_result: Callable[[SuiteReport], None] | None = None,
@@ -332,7 +332,8 @@ def run_suite(
     jobs: int = 1,
     database: str | None = None,
 ) -> SuiteReport:
-    """Run every check (or those in ``only``) on ``backend``.
+    """Run every check (or only those whose ids ``only`` lists; an empty
+    ``only`` runs none) on ``backend``.
 
     ``on_result`` is called with the report so far after each result, so a
     caller can write it incrementally; ``on_example(check_id, n)`` after each
@@ -341,7 +342,7 @@ def run_suite(
     ``backend_spec``; the report keeps the registry's order.
     """
     checks = all_checks(_constraints(backend), dtype)
-    chosen = [c for c in checks if not only or c.id in only]
+    chosen = [c for c in checks if only is None or c.id in only]
     report = SuiteReport(backend.name, seed, examples, np.dtype(dtype).name,
                          robustness_fails=robustness_fails)
     oracle = oracle or MpmathBackend()
