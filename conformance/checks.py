@@ -14,7 +14,6 @@ shows first at the earliest result, in registry order, that it violates.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -158,40 +157,16 @@ class Check:
         return ""
 
 
-class _LastCase(threading.local):
-    """The oracle's batch and its bounds for the last case asked about.
-
-    A check asks for them twice per case (is a unit near its kink, then the
-    judgement itself), and every asker needs the same values: backends get
-    copies of the case's arrays, so within one judgement the second ask
-    reuses the first answer. Only the latest case is kept, per thread, and
-    :func:`forget_last_case` drops it when the judgement ends, so a caller
-    who changes a case's arrays between two judgements gets fresh values.
-    """
-
-    key: tuple[Case, MpmathBackend] | None = None
-    value: tuple[ExactBatch, BatchBounds] | None = None
-
-
-_LAST_CASE = _LastCase()
-
-
-def forget_last_case() -> None:
-    """Drop the batch and bounds kept by :func:`_exact_and_bounds`."""
-    _LAST_CASE.key, _LAST_CASE.value = None, None
-
-
 def _exact_and_bounds(case: Case, oracle: MpmathBackend) -> \
         tuple[ExactBatch, BatchBounds]:
-    """The exact batch of ``case`` and the error bounds of its dtype."""
-    last = _LAST_CASE
-    if last.value is not None and last.key is not None and \
-            last.key[0] is case and last.key[1] is oracle:
-        return last.value
+    """The exact batch of ``case`` and the error bounds of its dtype.
+
+    A judge computes them once and uses them both to see whether a unit sits
+    at its kink (:func:`kink_in`) and to judge the answer.
+    """
     exact = oracle.exact(case.network, case.parameters, case.inputs, case.targets)
     bounds = BoundCalculator(case.network, case.parameters,
                              case.dtype.type).batch(exact, case.targets)
-    last.key, last.value = (case, oracle), (exact, bounds)
     return exact, bounds
 
 
@@ -233,7 +208,7 @@ def kink_in(network: Network, exact: ExactBatch, bounds: BatchBounds) -> str | N
 
 
 def _kink_convention(result_id: str, reason: str, backend: Backend,
-                     oracle: MpmathBackend, case: Case) -> NotApplicable:
+                     bounds: BatchBounds, case: Case) -> NotApplicable:
     """Not applicable, naming the one-sided derivative the backend used, if any.
 
     The backend's bias gradients are compared, within the usual error
@@ -241,7 +216,6 @@ def _kink_convention(result_id: str, reason: str, backend: Backend,
     derivative at every kink.
     """
     answer = call_backend(backend, case, result_id)
-    exact, bounds = _exact_and_bounds(case, oracle)
     kinked = [a for a in case.network.activations if a.has_kink]
     for side in ("left", "right"):
         one_sided = _one_sided_gradients(case, side)
@@ -286,14 +260,14 @@ def judge_total_derivative(backend: Backend, oracle: MpmathBackend,
     the layer and the parameter whose gradient is not the derivative.
     """
     result_id = total_derivative_spec.RESULT_ID
-    reason = kink_reason(case, oracle)
+    exact, bounds = _exact_and_bounds(case, oracle)
+    reason = kink_in(case.network, exact, bounds)
     if reason:
         return NotApplicable(result_id, reason)
     answer = call_backend(backend, case, result_id)
     theta = _flatten(case.parameters)
     g = _flatten(answer.gradients)
     rng = np.random.default_rng(case.probe_seed)
-    exact, bounds = _exact_and_bounds(case, oracle)
     bound_g = _flatten(Parameters(tuple(bounds.weight_gradients),
                                   tuple(bounds.bias_gradients)))
 
@@ -356,14 +330,14 @@ def _exact_batch_loss(case: Case, flat: ExactArray) -> object:
 def judge_jacobian(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
     """Entries of the loss gradient (and of declared Jacobians) are partials."""
     result_id = jacobian.RESULT_ID
-    reason = kink_reason(case, oracle)
+    exact, bounds = _exact_and_bounds(case, oracle)
+    reason = kink_in(case.network, exact, bounds)
     if reason:
         return NotApplicable(result_id, reason)
     answer = call_backend(backend, case, result_id)
     rng = np.random.default_rng(case.probe_seed)
     theta = _flatten(case.parameters)
     g = _flatten(answer.gradients)
-    exact, bounds = _exact_and_bounds(case, oracle)
     calculator = BoundCalculator(case.network, case.parameters, case.dtype.type)
     bound_g = _flatten(Parameters(tuple(bounds.weight_gradients),
                                   tuple(bounds.bias_gradients)))
@@ -582,11 +556,11 @@ def judge_activation_layer(backend: Backend, oracle: MpmathBackend,
                            case: Case) -> Verdict:
     """One layer with an activation, squared error: the bias gradient is diag(sigma') (a - y)."""
     result_id = layer_jacobians.ACTIVATION_ID
-    reason = kink_reason(case, oracle)
-    if reason:
-        return _kink_convention(result_id, reason, backend, oracle, case)
-    answer = call_backend(backend, case, result_id)
     exact, bounds = _exact_and_bounds(case, oracle)
+    reason = kink_in(case.network, exact, bounds)
+    if reason:
+        return _kink_convention(result_id, reason, backend, bounds, case)
+    answer = call_backend(backend, case, result_id)
     example = exact.examples[0]
     return layer_jacobians.check_activation_layer(
         case.network.activations[0], example.forward.z[0], example.upstream[0],
@@ -658,11 +632,11 @@ def _judge_per_layer(
 ) -> Callable[[Backend, MpmathBackend, Case], Verdict]:
     def judge(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
         """One example through a deep network: every layer's W and b gradients."""
-        reason = kink_reason(case, oracle)
+        exact, bounds = _exact_and_bounds(case, oracle)
+        reason = kink_in(case.network, exact, bounds)
         if reason:
             return NotApplicable(result_id, reason)
         answer = call_backend(backend, case, result_id)
-        _, bounds = _exact_and_bounds(case, oracle)
         with mpmath.workdps(oracle.digits):
             return predicate(
                 case.network, case.parameters.weights, case.parameters.biases,
@@ -676,11 +650,11 @@ def _judge_per_layer(
 def judge_batch_mean(backend: Backend, oracle: MpmathBackend, case: Case) -> Verdict:
     """A batch: loss and gradients are the means of the example ones."""
     result_id = backprop_spec.BATCH_ID
-    reason = kink_reason(case, oracle)
+    exact, bounds = _exact_and_bounds(case, oracle)
+    reason = kink_in(case.network, exact, bounds)
     if reason:
         return NotApplicable(result_id, reason)
     answer = call_backend(backend, case, result_id)
-    exact, bounds = _exact_and_bounds(case, oracle)
     examples = exact.examples
     with mpmath.workdps(oracle.digits):
         return backprop_spec.check_batch_mean(
@@ -713,7 +687,8 @@ def judge_self_consistency(backend: Backend, oracle: MpmathBackend,
     crossing a kink is not judged either.
     """
     result_id = total_derivative_spec.RESULT_ID
-    reason = kink_reason(case, oracle)
+    exact, bounds = _exact_and_bounds(case, oracle)
+    reason = kink_in(case.network, exact, bounds)
     if reason:
         return NotApplicable(result_id, reason)
     answer = call_backend(backend, case, result_id)
@@ -728,7 +703,6 @@ def judge_self_consistency(backend: Backend, oracle: MpmathBackend,
                              "differentiable at 0 (ReLU, leaky ReLU, ELU) reaches "
                              "or crosses z = 0 within the finite-difference steps")
 
-    exact, bounds = _exact_and_bounds(case, oracle)
     scale = max(1.0, abs(answer.loss) / max(abs(float(exact.loss)), 1e-300))
     gradient_bound = float(np.abs(h) @ _flatten(Parameters(
         tuple(bounds.weight_gradients), tuple(bounds.bias_gradients))))

@@ -32,7 +32,6 @@ from conformance.checks import (
     Outcome,
     RobustnessError,
     all_checks,
-    forget_last_case,
 )
 from conformance.strategies import Case
 import numpy as np
@@ -153,8 +152,6 @@ def _judge_once(check: Check, backend: Backend, oracle: MpmathBackend,
         return BackendError(check.result_id, str(error))
     except RobustnessFailure as error:
         return RobustnessError(check.result_id, str(error))
-    finally:
-        forget_last_case()
 
 
 def run_check(check: Check, backend: Backend, oracle: MpmathBackend, *,
